@@ -1,0 +1,248 @@
+"""The Django admin for every record. Secrets are write-only: the admin shows which keys are set, never
+their values; attempts show the redacted request and the vendor's answer."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from .models import Attempt, AuditEntry, Delivery, Event, EventType, Route, Source, VendorConnection
+from .services.audit import audit_record
+from .services.connections import connection_test
+from .services.replay import event_replay
+
+
+class VendorConnectionForm(forms.ModelForm):
+    new_secrets = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        label="Set secrets",
+        help_text=(
+            'JSON object of secrets to set, e.g. {"service_account": {...}} for Webmarketer (the '
+            "service-account JSON). Keys not named keep their value; an empty string removes one. "
+            "Stored encrypted; never shown again."
+        ),
+    )
+
+    class Meta:
+        model = VendorConnection
+        fields = (
+            "kind",
+            "name",
+            "enabled",
+            "base_url",
+            "auth_url",
+            "settings",
+            "timeout_seconds",
+            "max_rate",
+            "batch_size",
+            "retry_base_seconds",
+            "retry_max_seconds",
+            "give_up_after_seconds",
+        )
+
+    def clean_new_secrets(self) -> dict:
+        raw = self.cleaned_data["new_secrets"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Give a JSON object of secret name → value.")
+        return value
+
+
+@admin.register(VendorConnection)
+class VendorConnectionAdmin(admin.ModelAdmin):
+    form = VendorConnectionForm
+    list_display = ("name", "kind", "enabled", "base_url", "secret_keys", "circuit", "updated_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "base_url")
+    readonly_fields = ("secret_keys", "circuit_failures", "circuit_open_until", "created_at", "updated_at")
+    actions = ["test_connections"]
+
+    @admin.display(description="Secrets set")
+    def secret_keys(self, obj: VendorConnection) -> str:
+        return ", ".join(sorted(obj.secrets)) or "—"
+
+    @admin.display(description="Circuit")
+    def circuit(self, obj: VendorConnection) -> str:
+        return f"open until {obj.circuit_open_until:%H:%M:%S}" if obj.circuit_open else "closed"
+
+    def save_model(self, request, obj, form, change):
+        new = form.cleaned_data.get("new_secrets") or {}
+        if new:
+            merged = {**obj.secrets, **new}
+            obj.secrets = {k: v for k, v in merged.items() if v not in ("", None)}
+        super().save_model(request, obj, form, change)
+        audit_record(
+            user=request.user,
+            action="connection.update" if change else "connection.create",
+            target=obj,
+            details={"fields": form.changed_data, "secret_keys": sorted(new)},
+        )
+
+    @admin.action(description="Test connection (auth flow)")
+    def test_connections(self, request, queryset):
+        for connection in queryset:
+            report = connection_test(connection=connection)
+            self.message_user(
+                request, f"{connection.name}: {report.message}", messages.SUCCESS if report.ok else messages.ERROR
+            )
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    list_display = ("reference", "name", "field_count", "state_keys", "archived_at", "wm_id", "synced_at")
+    list_filter = (("archived_at", admin.EmptyFieldListFilter),)
+    search_fields = ("reference", "name")
+
+    @admin.display(description="Fields")
+    def field_count(self, obj: EventType) -> int:
+        return len(obj.fields)
+
+    @admin.display(description="States / statistics")
+    def state_keys(self, obj: EventType) -> str:
+        return ", ".join(f["storageKey"] for f in obj.states + obj.statistics) or "—"
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = ("event_type", "connection", "vendor_event_name", "enabled")
+    list_filter = ("enabled", "connection__kind", "connection")
+    search_fields = ("event_type__reference", "connection__name", "vendor_event_name")
+    list_select_related = ("event_type", "connection")
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "token_prefix", "enabled", "created_at", "last_used_at")
+    list_filter = ("enabled",)
+    search_fields = ("name",)
+    readonly_fields = ("token_prefix", "created_at", "last_used_at")
+
+    def has_add_permission(self, request) -> bool:
+        # The token is shown once at creation: use `manage.py create_source NAME`.
+        return False
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ("connection", "generation", "status", "attempts", "next_attempt_at", "vendor_ref", "last_error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("uuid", "event_type_ref", "status", "event_date", "received_at", "source", "nonce")
+    list_filter = ("status", "event_type", "source")
+    search_fields = ("=uuid", "=nonce", "event_type_ref", "tracker_id")
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in Event._meta.fields]
+    inlines = [DeliveryInline]
+    actions = ["replay"]
+    list_select_related = ("source",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Replay to their connections (same nonce)", permissions=["change"])
+    def replay(self, request, queryset):
+        replayed, refused = 0, []
+        for event in queryset:
+            try:
+                replayed += len(event_replay(event=event, user=request.user))
+            except ValueError as exc:
+                refused.append(f"{event.uuid}: {exc}")
+        self.message_user(request, f"{replayed} deliveries queued again.")
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    fields = (
+        "started_at",
+        "duration_ms",
+        "method",
+        "url",
+        "response_status",
+        "outcome",
+        "error",
+        "request_body",
+        "response_body",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "event",
+        "connection",
+        "generation",
+        "status_badge",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "vendor_ref",
+    )
+    list_filter = ("status", "connection")
+    search_fields = ("=event__uuid", "=nonce", "vendor_ref")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    inlines = [AttemptInline]
+    list_select_related = ("event", "connection")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Delivery):
+        colour = {"delivered": "green", "failed": "#b00", "retrying": "#b60"}.get(obj.status, "inherit")
+        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
+
+
+@admin.register(Attempt)
+class AttemptAdmin(admin.ModelAdmin):
+    list_display = ("started_at", "delivery", "method", "url", "response_status", "outcome", "duration_ms")
+    list_filter = ("outcome", "response_status", "delivery__connection")
+    search_fields = ("=delivery__event__uuid", "url", "error")
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in Attempt._meta.fields]
+    list_select_related = ("delivery__event", "delivery__connection")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "user", "action", "target")
+    list_filter = ("action", "user")
+    search_fields = ("action", "target")
+    date_hierarchy = "at"
+    readonly_fields = ("at", "user", "action", "target", "details")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,242 @@
+"""Records of the hub: connections, event types, routes, sources, the event log and its deliveries."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from .crypto import EncryptedJSONField
+
+reference_validator = RegexValidator(
+    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", "Use lowercase letters, digits and single dashes (e.g. contact-form)."
+)
+
+
+class VendorKind(models.TextChoices):
+    WEBMARKETER = "webmarketer", "Webmarketer"
+    ACQUIA = "acquia", "Acquia CDP webtag tracker"
+    ALGONOMY = "algonomy", "Algonomy rCDP"
+    TRACARDI = "tracardi", "Tracardi webhooks"
+    TRACIFY = "tracify", "Tracify"
+
+
+class VendorConnection(models.Model):
+    """One account at one vendor: where to send, with which credentials, how fast and how patiently."""
+
+    kind = models.CharField(max_length=20, choices=VendorKind.choices)
+    name = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True)
+    base_url = models.URLField(help_text="API base, e.g. https://api.webmarketer.io/api/v1/")
+    auth_url = models.URLField(blank=True, help_text="Token endpoint, where the vendor has one.")
+    settings = models.JSONField(default=dict, blank=True, help_text="Vendor settings, e.g. project_id.")
+    secrets = EncryptedJSONField(blank=True, default=dict, editable=False)
+    timeout_seconds = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
+    max_rate = models.FloatField(
+        null=True, blank=True, help_text="Requests per second per worker process; empty for no limit."
+    )
+    batch_size = models.PositiveIntegerField(default=50, help_text="Deliveries claimed per dispatch run.")
+    retry_base_seconds = models.FloatField(default=10.0, help_text="First retry delay (capped exponential).")
+    retry_max_seconds = models.FloatField(default=600.0, help_text="Longest delay between two attempts.")
+    give_up_after_seconds = models.PositiveIntegerField(
+        default=24 * 3600, help_text="A delivery still failing this long after it was created is failed."
+    )
+    circuit_failures = models.PositiveIntegerField(default=0, editable=False)
+    circuit_open_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def circuit_open(self) -> bool:
+        return bool(self.circuit_open_until and self.circuit_open_until > timezone.now())
+
+
+class EventType(models.Model):
+    """A Webmarketer event type: its fields (including states and statistics) define the schema."""
+
+    reference = models.CharField(max_length=64, unique=True, validators=[reference_validator])
+    name = models.CharField(max_length=200)
+    fields = models.JSONField(default=list, blank=True, help_text="Webmarketer field list.")
+    metadata = models.JSONField(default=dict, blank=True)
+    phone_parsing_config = models.JSONField(default=list, blank=True)
+    expiration_policy = models.JSONField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    wm_id = models.CharField("Webmarketer _id", max_length=64, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["reference"]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def _by_entity(self, entity: str) -> list[dict]:
+        return [f for f in self.fields if f.get("entity") == entity]
+
+    @property
+    def states(self) -> list[dict]:
+        return self._by_entity("state")
+
+    @property
+    def statistics(self) -> list[dict]:
+        return self._by_entity("statistic")
+
+
+class Source(models.Model):
+    """A company system allowed to post events; only a hash of its token is kept."""
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=12, editable=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        # Tokens are 256-bit random: a plain digest is enough, no slow KDF needed.
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Route(models.Model):
+    """Send events of one type to one connection, under the vendor's name, with a field mapping."""
+
+    event_type = models.ForeignKey(EventType, on_delete=models.CASCADE, related_name="routes")
+    connection = models.ForeignKey(VendorConnection, on_delete=models.CASCADE, related_name="routes")
+    vendor_event_name = models.CharField(
+        max_length=100, blank=True, help_text="The vendor's event name; empty = the event type reference."
+    )
+    mapping = models.JSONField(default=dict, blank=True, help_text="Vendor attribute → source path.")
+    options = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event_type", "connection"], name="route_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.connection.name}"
+
+
+class Event(models.Model):
+    """One event as received: kept whether valid or not, never lost."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        INVALID = "invalid", "Invalid"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    nonce = models.CharField(max_length=200, unique=True)
+    event_type = models.ForeignKey(EventType, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    event_type_ref = models.CharField(max_length=200, db_index=True)
+    data = models.JSONField(default=dict)
+    event_date = models.DateTimeField()
+    tracker_id = models.CharField(max_length=200, blank=True)
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK, db_index=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type_ref} {self.uuid}"
+
+
+class Delivery(models.Model):
+    """An event owed to one connection (one row per replay generation): the transactional outbox."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        RETRYING = "retrying", "Retrying"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    DUE_STATUSES = (Status.PENDING, Status.RETRYING)
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    connection = models.ForeignKey(VendorConnection, on_delete=models.CASCADE, related_name="deliveries")
+    route = models.ForeignKey(Route, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
+    generation = models.PositiveIntegerField(default=0, help_text="0 for the first send, +1 per replay.")
+    nonce = models.CharField(max_length=200, help_text="The vendor's dedup key for this send.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    vendor_ref = models.CharField(max_length=200, blank=True, help_text="Id the vendor gave the event.")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["event", "connection", "generation"], name="delivery_unique")]
+        indexes = [models.Index(fields=["connection", "status", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.connection.name} [{self.status}]"
+
+
+class Attempt(models.Model):
+    """One HTTP exchange with a vendor for one delivery, secrets redacted."""
+
+    class Outcome(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        RETRY = "retry", "Retry"
+        FAILED = "failed", "Failed"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    method = models.CharField(max_length=10)
+    url = models.TextField()
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.response_status or self.error}"
+
+
+class AuditEntry(models.Model):
+    """Who did what in the console."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=100)
+    target = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.target}"

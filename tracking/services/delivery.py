@@ -1,0 +1,307 @@
+"""Delivery: claim due deliveries of a connection, send them through its vendor module, record attempts,
+and decide delivered / retry later / failed. At-least-once; the vendor's dedup key makes it exactly-once
+where the vendor dedups (Webmarketer nonce)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from django.conf import settings
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..models import Attempt, Delivery, VendorConnection
+from ..vendors import vendor_class
+from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, redact
+from ..vendors.http import Exchange, TokenError, VendorSession
+
+log = logging.getLogger(__name__)
+
+# Consecutive transient failures that open a connection's circuit, and for how long.
+CIRCUIT_THRESHOLD = 10
+CIRCUIT_COOLDOWN = timedelta(seconds=30)
+
+
+# -- waking dispatchers --------------------------------------------------------------------------------
+def connections_wake(connection_ids: set[int] | list[int]) -> None:
+    """After the current transaction commits, start a dispatch run for each connection (one message each)."""
+    from ..tasks import dispatch_connection
+
+    for connection_id in sorted(set(connection_ids)):
+        transaction.on_commit(lambda cid=connection_id: dispatch_connection.delay(cid))
+
+
+# -- vendor sessions (per process) ------------------------------------------------------------------------
+_sessions: dict[int, tuple[datetime, VendorSession]] = {}
+_sessions_lock = threading.Lock()
+
+
+def vendor_for(connection: VendorConnection) -> Vendor:
+    return vendor_class(connection.kind)(
+        base_url=connection.base_url,
+        auth_url=connection.auth_url,
+        settings=connection.settings,
+        secrets=connection.secrets,
+    )
+
+
+def session_for(connection: VendorConnection) -> VendorSession:
+    """The process's pooled session for this connection, rebuilt when the connection was edited."""
+    with _sessions_lock:
+        cached = _sessions.get(connection.pk)
+        if cached and cached[0] == connection.updated_at:
+            return cached[1]
+        if cached:
+            cached[1].close()
+        session = VendorSession(
+            vendor_for(connection),
+            timeout=connection.timeout_seconds,
+            max_rate=connection.max_rate,
+            max_connections=settings.HUB_DISPATCH_CONCURRENCY,
+        )
+        _sessions[connection.pk] = (connection.updated_at, session)
+        return session
+
+
+# -- claiming --------------------------------------------------------------------------------------------
+def deliveries_claim(*, connection_id: int, limit: int) -> list[Delivery]:
+    """Mark up to `limit` due deliveries of a connection as `sending`, atomically: no two workers get the
+    same one (SKIP LOCKED on PostgreSQL; on SQLite the IMMEDIATE transaction holds the write lock and
+    the conditional update re-checks the status)."""
+    now = timezone.now()
+    due = Delivery.objects.filter(
+        connection_id=connection_id, status__in=Delivery.DUE_STATUSES, next_attempt_at__lte=now
+    ).order_by("next_attempt_at", "id")
+    with transaction.atomic():
+        if db_connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        Delivery.objects.filter(id__in=ids, status__in=Delivery.DUE_STATUSES).update(
+            status=Delivery.Status.SENDING, claimed_at=now
+        )
+    return list(
+        Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now)
+        .select_related("event", "route")
+        .order_by("id")
+    )
+
+
+def outgoing_event(delivery: Delivery) -> OutgoingEvent:
+    event, route = delivery.event, delivery.route
+    return OutgoingEvent(
+        key=delivery.pk,
+        nonce=delivery.nonce,
+        event_type=event.event_type_ref,
+        event_date=event.event_date,
+        data=event.data,
+        tracker_id=event.tracker_id,
+        vendor_event_name=route.vendor_event_name if route else "",
+        mapping=route.mapping if route else {},
+        options=route.options if route else {},
+    )
+
+
+# -- sending ---------------------------------------------------------------------------------------------
+@dataclass
+class Sent:
+    """What happened to the deliveries of one vendor request: its exchanges and the final result."""
+
+    keys: tuple[int, ...]
+    result: Result
+    exchanges: list[tuple[Exchange, Result]] = field(default_factory=list)
+
+
+def _send(session: VendorSession, request: VendorRequest, events: dict[int, OutgoingEvent], token: str | None) -> Sent:
+    """Send one request; on a 401 take a fresh token and send once more. Runs in a worker thread: no ORM."""
+    vendor = session.vendor
+    exchanges: list[tuple[Exchange, Result]] = []
+    for refreshed in (False, True):
+        exchange = session.send(request)
+        if exchange.response is None:
+            result = Result("retry", exchange.error)
+        else:
+            result = vendor.classify(request, exchange.response)
+        exchanges.append((exchange, result))
+        if not result.auth_expired or refreshed:
+            return Sent(request.keys, result, exchanges)
+        try:
+            token = session.token(stale=token)
+        except TokenError as exc:
+            failed = Result("retry", f"authentication failed: {exc}")
+            if exc.exchange:
+                exchanges.append((exc.exchange, failed))
+            return Sent(request.keys, failed, exchanges)
+        # The same events again, signed with the new token: one request, as before.
+        request = vendor.build([events[k] for k in request.keys], token)[0]
+    raise AssertionError("unreachable")
+
+
+def _send_all(session: VendorSession, events: list[OutgoingEvent]) -> list[Sent]:
+    by_key = {e.key: e for e in events}
+    keys = tuple(by_key)
+    try:
+        token = session.token()
+    except TokenError as exc:
+        result = Result("retry", f"authentication failed: {exc}")
+        return [Sent(keys, result, [(exc.exchange, result)] if exc.exchange else [])]
+    requests = session.vendor.build(events, token)
+    covered = {k for r in requests for k in r.keys}
+    sent: list[Sent] = []
+    if missing := [k for k in keys if k not in covered]:
+        # A vendor module that cannot build a request for an event says so by leaving it out.
+        sent.append(Sent(tuple(missing), Result("failed", "the vendor module built no request for this event")))
+    workers = max(1, min(settings.HUB_DISPATCH_CONCURRENCY, len(requests)))
+    if workers == 1:
+        return sent + [_send(session, r, by_key, token) for r in requests]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
+        return sent + list(pool.map(lambda r: _send(session, r, by_key, token), requests))
+
+
+# -- outcomes --------------------------------------------------------------------------------------------
+def backoff_seconds(*, attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Capped exponential backoff with full jitter; never sooner than the vendor's Retry-After."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = random.uniform(0, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def _attempt(delivery_id: int, exchange: Exchange, result: Result) -> Attempt:
+    request, response = exchange.request, exchange.response
+    return Attempt(
+        delivery_id=delivery_id,
+        started_at=exchange.started_at,
+        duration_ms=exchange.duration_ms,
+        method=request.method,
+        url=request.recorded_url(),
+        request_body=request.recorded_body(),
+        response_status=response.status_code if response is not None else None,
+        response_body=_redacted_excerpt(response, request) if response is not None else "",
+        outcome=Attempt.Outcome.RETRY if result.outcome == "retry" else result.outcome,
+        error=result.error,
+    )
+
+
+def _redacted_excerpt(response: httpx.Response, request: VendorRequest) -> str:
+    return redact(excerpt(response, 2000), request.sensitive)
+
+
+def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: list[Sent]) -> None:
+    """Record attempts and move each delivery to its next status (only if still ours)."""
+    now = timezone.now()
+    attempts: list[Attempt] = []
+    for item in sent:
+        for key in item.keys:
+            attempts += [_attempt(key, exchange, result) for exchange, result in item.exchanges]
+    with transaction.atomic():
+        Attempt.objects.bulk_create(attempts)
+        for item in sent:
+            n_attempts = max(1, len(item.exchanges))
+            for key in item.keys:
+                delivery = deliveries[key]
+                Delivery.objects.filter(pk=key, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at).update(
+                    attempts=F("attempts") + n_attempts,
+                    claimed_at=None,
+                    **_next_state(connection, delivery, item.result, n_attempts, now),
+                )
+
+
+def _next_state(connection: VendorConnection, delivery: Delivery, result: Result, n: int, now: datetime) -> dict:
+    if result.outcome == "delivered":
+        fields = {"status": Delivery.Status.DELIVERED, "delivered_at": now, "last_error": ""}
+        if result.vendor_ref:
+            fields["vendor_ref"] = result.vendor_ref
+        return fields
+    if result.outcome == "failed":
+        return {"status": Delivery.Status.FAILED, "last_error": result.error}
+    attempt = delivery.attempts + n
+    delay = backoff_seconds(
+        attempt=attempt,
+        base=connection.retry_base_seconds,
+        cap=connection.retry_max_seconds,
+        retry_after=result.retry_after,
+    )
+    give_up_at = delivery.created_at + timedelta(seconds=connection.give_up_after_seconds)
+    if now + timedelta(seconds=delay) > give_up_at:
+        return {"status": Delivery.Status.FAILED, "last_error": f"gave up after {attempt} attempts: {result.error}"}
+    return {
+        "status": Delivery.Status.RETRYING,
+        "next_attempt_at": now + timedelta(seconds=delay),
+        "last_error": result.error,
+    }
+
+
+def _circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
+    """Open the circuit after CIRCUIT_THRESHOLD transient failures in a row; close it on any success."""
+    outcomes = [s.result.outcome for s in sent]
+    conn = VendorConnection.objects.filter(pk=connection.pk)
+    if "delivered" in outcomes:
+        if connection.circuit_failures or connection.circuit_open_until:
+            conn.update(circuit_failures=0, circuit_open_until=None)
+    elif outcomes and all(o == "retry" for o in outcomes):
+        failures = connection.circuit_failures + len(outcomes)
+        if failures >= CIRCUIT_THRESHOLD:
+            log.warning("circuit of connection %s open for %s", connection.name, CIRCUIT_COOLDOWN)
+            conn.update(circuit_failures=failures, circuit_open_until=timezone.now() + CIRCUIT_COOLDOWN)
+        else:
+            conn.update(circuit_failures=failures)
+
+
+def connection_dispatch(*, connection_id: int) -> int:
+    """Claim and send one batch of a connection's due deliveries; returns how many were claimed."""
+    connection = VendorConnection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None or connection.circuit_open:
+        return 0
+    deliveries = {d.pk: d for d in deliveries_claim(connection_id=connection_id, limit=connection.batch_size)}
+    if not deliveries:
+        return 0
+    events = [outgoing_event(d) for d in deliveries.values()]
+    try:
+        session = session_for(connection)
+        session.vendor.check()
+    except (ConfigurationError, LookupError, ValueError) as exc:
+        # The connection cannot work as configured: keep the deliveries until staff fix it.
+        sent = [Sent(tuple(deliveries), Result("retry", f"connection misconfigured: {exc}"))]
+    else:
+        sent = _send_all(session, events)
+    _apply(connection, deliveries, sent)
+    _circuit_update(connection, sent)
+    return len(deliveries)
+
+
+# -- sweeping (beat) --------------------------------------------------------------------------------------
+def deliveries_sweep() -> dict[str, int]:
+    """Take back deliveries stuck in `sending` (their worker died) and wake every connection with due work."""
+    now = timezone.now()
+    stuck_before = now - timedelta(seconds=settings.HUB_STUCK_AFTER_SECONDS)
+    recovered = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=stuck_before).update(
+        status=Delivery.Status.RETRYING,
+        claimed_at=None,
+        next_attempt_at=now,
+        last_error="taken back: the worker sending it stopped before recording an answer",
+    )
+    if recovered:
+        log.warning("recovered %d deliveries stuck in sending", recovered)
+    due = set(
+        Delivery.objects.filter(status__in=Delivery.DUE_STATUSES, next_attempt_at__lte=now, connection__enabled=True)
+        .values_list("connection_id", flat=True)
+        .distinct()
+    )
+    open_circuits = set(
+        VendorConnection.objects.filter(pk__in=due, circuit_open_until__gt=now).values_list("pk", flat=True)
+    )
+    woken = due - open_circuits
+    from ..tasks import dispatch_connection
+
+    for connection_id in sorted(woken):
+        dispatch_connection.delay(connection_id)
+    return {"recovered": recovered, "woken": len(woken)}

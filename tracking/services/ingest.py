@@ -1,0 +1,191 @@
+"""Ingest: validate events, keep every one of them, and queue their deliveries in the same transaction."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..models import Delivery, Event, EventType, Route, Source
+from ..schema import FieldError, parse_rfc3339, validate_data
+from .delivery import connections_wake
+
+ENVELOPE_KEYS = {"eventType", "data", "eventDate", "trackerId", "nonce"}
+
+
+@dataclass
+class IngestResult:
+    event: Event
+    duplicate: bool = False
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.event.status == Event.Status.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": str(self.event.uuid),
+            "nonce": self.event.nonce,
+            "status": "duplicate" if self.duplicate else ("accepted" if self.accepted else "invalid"),
+        }
+        if self.event.status == Event.Status.INVALID:
+            body["errors"] = self.event.errors
+        return body
+
+
+def source_authenticate(token: str) -> Source | None:
+    """The enabled source owning this token, or None."""
+    if not token:
+        return None
+    source = Source.objects.filter(token_hash=Source.hash_token(token), enabled=True).first()
+    if source and (source.last_used_at is None or (timezone.now() - source.last_used_at).total_seconds() > 60):
+        Source.objects.filter(pk=source.pk).update(last_used_at=timezone.now())
+    return source
+
+
+def source_create(*, name: str) -> tuple[Source, str]:
+    """A new source and its token (shown once: only its hash is kept)."""
+    token = "hub_" + secrets.token_urlsafe(32)
+    source = Source.objects.create(name=name, token_hash=Source.hash_token(token), token_prefix=token[:10])
+    return source, token
+
+
+def source_rotate_token(*, source: Source) -> str:
+    token = "hub_" + secrets.token_urlsafe(32)
+    source.token_hash, source.token_prefix = Source.hash_token(token), token[:10]
+    source.save(update_fields=["token_hash", "token_prefix"])
+    return token
+
+
+def _prepare(item: Any, event_types: dict[str, EventType], now) -> Event:
+    """An unsaved Event for one posted item, valid or not, with its errors."""
+    errors: list[FieldError] = []
+    if not isinstance(item, dict):
+        return Event(
+            nonce=str(uuid.uuid4()),
+            event_type_ref="",
+            data={"_raw": item},
+            event_date=now,
+            received_at=now,
+            status=Event.Status.INVALID,
+            errors=[FieldError("event", "must be a JSON object").as_dict()],
+        )
+    ref = item.get("eventType")
+    if not isinstance(ref, str) or not ref:
+        errors.append(FieldError("eventType", "is required (an event type reference)", ref))
+        ref = "" if ref is None else str(ref)
+    event_type = event_types.get(ref)
+    if ref and event_type is None:
+        errors.append(FieldError("eventType", f"unknown event type {ref!r}", ref))
+    elif event_type is not None and event_type.archived_at:
+        errors.append(FieldError("eventType", f"event type {ref!r} is archived", ref))
+
+    event_date = now
+    if item.get("eventDate") is not None:
+        try:
+            event_date = parse_rfc3339(item["eventDate"])
+        except ValueError as exc:
+            errors.append(FieldError("eventDate", str(exc), item["eventDate"]))
+
+    tracker_id = item.get("trackerId") or ""
+    if not isinstance(tracker_id, str):
+        errors.append(FieldError("trackerId", "must be a string", tracker_id))
+        tracker_id = str(tracker_id)
+
+    nonce = item.get("nonce")
+    if nonce is None or nonce == "":
+        nonce = str(uuid.uuid4())
+    elif isinstance(nonce, str | int) and not isinstance(nonce, bool) and len(str(nonce)) <= 200:
+        nonce = str(nonce)
+    else:
+        errors.append(FieldError("nonce", "must be a string of at most 200 characters", nonce))
+        nonce = str(uuid.uuid4())
+
+    data = item.get("data")
+    if event_type is not None:
+        errors += validate_data(event_type.fields, data, event_type.phone_parsing_config)
+    elif not isinstance(data, dict):
+        errors.append(FieldError("data", "must be a JSON object", data))
+    unknown = sorted(set(item) - ENVELOPE_KEYS)
+    if unknown:
+        errors.append(FieldError("event", f"unknown keys: {', '.join(unknown)}"))
+
+    return Event(
+        nonce=nonce,
+        event_type=event_type,
+        event_type_ref=ref,
+        data=data if isinstance(data, dict) else {"_raw": data},
+        event_date=event_date,
+        tracker_id=tracker_id,
+        received_at=now,
+        status=Event.Status.INVALID if errors else Event.Status.OK,
+        errors=[e.as_dict() for e in errors],
+    )
+
+
+def events_ingest(*, source: Source | None, items: list[Any]) -> list[IngestResult]:
+    """Store every item as an Event (invalid ones with their errors) and queue the valid ones' deliveries.
+
+    Idempotent on nonce: an item whose nonce is already known returns the stored event."""
+    try:
+        return _ingest(source, items)
+    except IntegrityError:
+        # A concurrent request stored one of these nonces between our lookup and our insert:
+        # once more, and the lookup now finds it.
+        return _ingest(source, items)
+
+
+@transaction.atomic
+def _ingest(source: Source | None, items: list[Any]) -> list[IngestResult]:
+    now = timezone.now()
+    refs = {i.get("eventType") for i in items if isinstance(i, dict) and isinstance(i.get("eventType"), str)}
+    event_types = {et.reference: et for et in EventType.objects.filter(reference__in=refs)}
+    prepared = [_prepare(item, event_types, now) for item in items]
+    for event in prepared:
+        event.source = source
+
+    existing = {e.nonce: e for e in Event.objects.filter(nonce__in=[e.nonce for e in prepared])}
+    results: list[IngestResult] = []
+    new: dict[str, Event] = {}
+    for event in prepared:
+        known = existing.get(event.nonce) or new.get(event.nonce)
+        if known is not None:
+            results.append(IngestResult(known, duplicate=True))
+        else:
+            new[event.nonce] = event
+            results.append(IngestResult(event))
+    created = Event.objects.bulk_create(list(new.values()))
+    _deliveries_create(e for e in created if e.status == Event.Status.OK)
+    return results
+
+
+def _deliveries_create(events: Iterable[Event]) -> None:
+    """One pending delivery per enabled route of each event's type: the outbox rows."""
+    events = list(events)
+    if not events:
+        return
+    routes: dict[int, list[Route]] = {}
+    for route in Route.objects.filter(
+        event_type__in={e.event_type_id for e in events}, enabled=True, connection__enabled=True
+    ):
+        routes.setdefault(route.event_type_id, []).append(route)
+    deliveries = [
+        Delivery(
+            event=e,
+            connection_id=r.connection_id,
+            route=r,
+            nonce=e.nonce,
+            created_at=e.received_at,
+            next_attempt_at=e.received_at,
+        )
+        for e in events
+        for r in routes.get(e.event_type_id, [])
+    ]
+    Delivery.objects.bulk_create(deliveries)
+    connections_wake({d.connection_id for d in deliveries})

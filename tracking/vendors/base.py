@@ -1,0 +1,201 @@
+"""The small base every vendor module builds on: plain data in, requests out, answers classified.
+
+Vendor modules never touch the ORM or the network: they turn an event (plain data) and the connection's
+settings and secrets into `VendorRequest`s, and an `httpx.Response` into a `Result`. Sending lives in
+`vendors/http.py`; what happens to a delivery lives in `services/delivery.py`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote, quote_plus
+
+import httpx
+
+REDACTED = "[redacted]"
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+class ConfigurationError(ValueError):
+    """The connection's settings or secrets cannot work; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """What a vendor needs to know of one delivery."""
+
+    key: int
+    nonce: str
+    event_type: str
+    event_date: datetime
+    data: dict[str, Any]
+    tracker_id: str = ""
+    vendor_event_name: str = ""
+    mapping: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VendorRequest:
+    """One HTTP request to a vendor, covering the deliveries named in `keys`."""
+
+    method: str
+    url: str
+    json: Any = None
+    params: dict[str, str] | None = None
+    form: dict[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    keys: tuple[int, ...] = ()
+    # Strings that must never be recorded (keys, tokens, assertions); headers are never recorded.
+    sensitive: tuple[str, ...] = ()
+
+    def recorded_url(self) -> str:
+        url = str(httpx.URL(self.url, params=self.params)) if self.params else self.url
+        return redact(url, self.sensitive)
+
+    def recorded_body(self) -> str:
+        if self.json is not None:
+            body = json.dumps(self.json, ensure_ascii=False, sort_keys=False)
+        elif self.form is not None:
+            body = str(httpx.QueryParams(self.form))
+        else:
+            body = ""
+        return redact(body, self.sensitive)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an answer means for the deliveries it covers."""
+
+    outcome: Literal["delivered", "retry", "failed"]
+    error: str = ""
+    retry_after: float | None = None
+    vendor_ref: str = ""
+    # 401: the service refreshes the token once and sends again before accepting this result.
+    auth_expired: bool = False
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    expires_at: datetime
+
+
+def redact(text: str, sensitive: tuple[str, ...] | list[str]) -> str:
+    """Replace every secret, raw or URL-encoded (query strings, form bodies), by a marker."""
+    for secret in sorted((s for s in sensitive if s and len(s) >= 4), key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            text = text.replace(form, REDACTED)
+    return text
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def excerpt(response: httpx.Response, limit: int = 500) -> str:
+    text = response.text
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def vendor_message(response: httpx.Response) -> str:
+    """The vendor's own error message where the body has one, else a body excerpt."""
+    try:
+        body = response.json()
+    except ValueError:
+        return excerpt(response, 300)
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error_description", "error"):
+            if body.get(key):
+                value = body[key]
+                return value if isinstance(value, str) else json.dumps(value)
+    return excerpt(response, 300)
+
+
+def classify_status(response: httpx.Response) -> Result:
+    """The default rules: 2xx delivered; 408/425/429/5xx retry (Retry-After honoured); 401 refresh once;
+    any other 4xx failed."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return Result("delivered")
+    message = f"HTTP {status}: {vendor_message(response)}"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Result("retry", message, retry_after=parse_retry_after(response.headers.get("retry-after")))
+    if status == 401:
+        return Result("failed", message, auth_expired=True)
+    return Result("failed", message)
+
+
+class Vendor:
+    """Base of the vendor modules; one subclass per vendor, registered by `kind`."""
+
+    kind: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    # Events one request may carry (Tracify lists, Acquia up to 10 per entity); 1 = one request each.
+    max_events_per_request: ClassVar[int] = 1
+    required_settings: ClassVar[tuple[str, ...]] = ()
+    required_secrets: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, *, base_url: str, auth_url: str = "", settings: dict | None = None, secrets: dict | None = None
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.auth_url = auth_url
+        self.settings = settings or {}
+        self.secrets = secrets or {}
+
+    def check(self) -> None:
+        """Raise ConfigurationError if the settings or secrets cannot work."""
+        missing = [k for k in self.required_settings if not self.settings.get(k)]
+        missing += [k for k in self.required_secrets if not self.secrets.get(k)]
+        if missing:
+            raise ConfigurationError(f"{self.label}: missing {', '.join(missing)}")
+
+    def sensitive(self) -> tuple[str, ...]:
+        """Every secret string, so that recorded requests can be redacted."""
+        values: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, str):
+                values.append(value)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(self.secrets)
+        return tuple(values)
+
+    # -- auth (optional) ---------------------------------------------------------------------------
+    def token_request(self, now: datetime) -> VendorRequest | None:
+        """The request that obtains an access token, or None when the vendor has no token flow."""
+        return None
+
+    def parse_token(self, response: httpx.Response, now: datetime) -> Token:
+        raise NotImplementedError
+
+    # -- events --------------------------------------------------------------------------------------
+    def build(self, events: list[OutgoingEvent], token: str | None) -> list[VendorRequest]:
+        """Requests that carry these events (pure)."""
+        raise NotImplementedError
+
+    def classify(self, request: VendorRequest, response: httpx.Response) -> Result:
+        return classify_status(response)

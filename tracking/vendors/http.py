@@ -1,0 +1,121 @@
+"""The only place that builds httpx clients: pooled, with timeouts and a User-Agent, plus token caching
+and pacing per connection. Sending never retries by itself: the delivery service decides."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from .base import Token, Vendor, VendorRequest
+
+USER_AGENT = "event-hub/0.1 (+server-side marketing event hub)"
+
+
+@dataclass
+class Exchange:
+    """One request sent: its answer or the transport error, and how long it took."""
+
+    request: VendorRequest
+    started_at: datetime
+    duration_ms: int
+    response: httpx.Response | None = None
+    error: str = ""
+
+
+class RateLimiter:
+    """Spaces requests to at most `rate` per second in this process (thread-safe)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def build_client(*, timeout: float, max_connections: int = 16) -> httpx.Client:
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=False,
+    )
+
+
+class VendorSession:
+    """A connection's pooled client, cached token and pacing, shared by the threads of a process."""
+
+    def __init__(self, vendor: Vendor, *, timeout: float, max_rate: float | None, max_connections: int) -> None:
+        self.vendor = vendor
+        self.client = build_client(timeout=timeout, max_connections=max_connections)
+        self.limiter = RateLimiter(max_rate)
+        self._token: Token | None = None
+        self._token_lock = threading.Lock()
+
+    def send(self, request: VendorRequest) -> Exchange:
+        self.limiter.wait()
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        try:
+            response = self.client.request(
+                request.method,
+                request.url,
+                params=request.params,
+                json=request.json,
+                data=request.form,
+                headers=request.headers,
+            )
+            response.read()
+        except httpx.TimeoutException as exc:
+            return Exchange(request, started, _ms(t0), error=f"timeout ({type(exc).__name__})")
+        except httpx.HTTPError as exc:
+            return Exchange(request, started, _ms(t0), error=f"connection error ({type(exc).__name__}: {exc})")
+        return Exchange(request, started, _ms(t0), response=response)
+
+    def token(self, *, stale: str | None = None) -> str | None:
+        """A valid access token, None if the vendor has none. Raises TokenError if the endpoint fails.
+
+        `stale`: a token a 401 was answered with; it is replaced, unless another thread already did."""
+        with self._token_lock:
+            now = datetime.now(UTC)
+            current = self._token
+            if current and current.expires_at > now and current.value != stale:
+                return current.value
+            request = self.vendor.token_request(now)
+            if request is None:
+                return None
+            exchange = self.send(request)
+            if exchange.response is None:
+                raise TokenError(f"token endpoint unreachable: {exchange.error}", exchange)
+            if not exchange.response.is_success:
+                raise TokenError(f"token endpoint answered HTTP {exchange.response.status_code}", exchange)
+            try:
+                self._token = self.vendor.parse_token(exchange.response, now)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise TokenError(f"token endpoint answered unexpectedly: {exc}", exchange) from None
+            return self._token.value
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class TokenError(Exception):
+    def __init__(self, message: str, exchange: Exchange | None = None) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+
+
+def _ms(t0: float) -> int:
+    return int((time.perf_counter() - t0) * 1000)
