@@ -96,7 +96,7 @@ async def inject_fault(state: SandboxState, vendor: str) -> Response | None:
 
 
 def create_app(state_file: Path | None = None) -> Starlette:
-    from . import webmarketer
+    from . import acquia, algonomy, tracardi, tracify, webmarketer
 
     state = SandboxState(state_file)
 
@@ -130,7 +130,7 @@ def create_app(state_file: Path | None = None) -> Starlette:
         Route("/__sandbox__/reset", reset, methods=["POST"]),
         Route("/__sandbox__/received", received),
     ]
-    for module in (webmarketer,):
+    for module in (webmarketer, acquia, algonomy, tracardi, tracify):
         vendor = module.Sandbox(state)
         state.vendors[module.NAME] = vendor
         routes += vendor.routes()

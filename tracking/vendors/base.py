@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, quote_plus
 
@@ -128,6 +128,82 @@ def vendor_message(response: httpx.Response) -> str:
     return excerpt(response, 300)
 
 
+def utc_now() -> datetime:
+    """The clock of the vendor modules (one name, so tests can set it)."""
+    return datetime.now(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """UTC with a Z suffix; milliseconds only when the date has them."""
+    value = value.astimezone(UTC)
+    timespec = "milliseconds" if value.microsecond else "seconds"
+    return value.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def resolve_path(event: OutgoingEvent, path: Any, item: Any = None) -> Any:
+    """The value a route mapping names; None when absent.
+
+    "data.a.b" (list indexes allowed: "data.items.0.sku"), "eventDate" (RFC 3339), "eventType", "trackerId",
+    "nonce", "vendorEventName", "item.x" (inside the list item being mapped), "=text" (that text);
+    a value that is not a string (number, boolean, object) is a constant."""
+    if not isinstance(path, str):
+        return path
+    if path.startswith("="):
+        return path[1:]
+    head, _, rest = path.partition(".")
+    if head == "data":
+        value: Any = event.data
+    elif head == "item":
+        value = item
+    else:
+        root = {
+            "eventDate": rfc3339(event.event_date),
+            "eventType": event.event_type,
+            "trackerId": event.tracker_id,
+            "nonce": event.nonce,
+            "vendorEventName": event.vendor_event_name or event.event_type,
+        }
+        return root.get(path) if not rest else None
+    for part in rest.split(".") if rest else ():
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def map_fields(event: OutgoingEvent, mapping: dict[str, Any], item: Any = None) -> dict[str, Any]:
+    """An object built from a mapping of vendor attribute → source path; dotted attributes nest
+    ("customer.email"); absent values and empty strings are left out (vendors want them omitted)."""
+    out: dict[str, Any] = {}
+    for attribute, path in mapping.items():
+        value = resolve_path(event, path, item)
+        if value is None or value == "":
+            continue
+        *parents, leaf = attribute.split(".")
+        target = out
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return out
+
+
+def is_blank(value: Any) -> bool:
+    """Missing for a required field: absent, empty text, empty list or object."""
+    return value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def oauth_token(response: httpx.Response, now: datetime, margin: timedelta = timedelta(seconds=60)) -> Token:
+    """An OAuth 2.0 token answer ({access_token, expires_in}), kept until shortly before it expires."""
+    body = response.json()
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+        raise ValueError("the token endpoint answered without an access_token")
+    lifetime = timedelta(seconds=float(body.get("expires_in") or 300))
+    return Token(body["access_token"], now + max(lifetime - margin, lifetime / 2))
+
+
 def classify_status(response: httpx.Response) -> Result:
     """The default rules: 2xx delivered; 408/425/429/5xx retry (Retry-After honoured); 401 refresh once;
     any other 4xx failed."""
@@ -194,8 +270,26 @@ class Vendor:
 
     # -- events --------------------------------------------------------------------------------------
     def build(self, events: list[OutgoingEvent], token: str | None) -> list[VendorRequest]:
-        """Requests that carry these events (pure)."""
+        """Requests that carry these events (pure); refused events are left out of every request."""
         raise NotImplementedError
+
+    def refusal(self, event: OutgoingEvent) -> str:
+        """Why this event must not be sent (our error, e.g. a required field missing); "" to send it."""
+        return ""
+
+    def refusals(self, events: list[OutgoingEvent]) -> dict[int, str]:
+        """The reasons of the events build() leaves out, by key: the delivery service fails them with it."""
+        return {e.key: reason for e in events if (reason := self.refusal(e))}
+
+    def sendable(self, events: list[OutgoingEvent]) -> list[OutgoingEvent]:
+        return [e for e in events if not self.refusal(e)]
+
+    @classmethod
+    def validate_mapping(
+        cls, event_name: str, mapping: dict[str, Any], options: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Problems of a route for this vendor (event_name: its vendor name, else the event type); [] if fine."""
+        return []
 
     def classify(self, request: VendorRequest, response: httpx.Response) -> Result:
         return classify_status(response)
