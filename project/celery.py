@@ -8,6 +8,7 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
+
 def _embedded_broker() -> None:
     from django.conf import settings
 
@@ -29,3 +30,9 @@ def setup_periodic_tasks(sender: Celery, **kwargs) -> None:
     from django.conf import settings
 
     sender.add_periodic_task(settings.HUB_SWEEP_SECONDS, sender.signature("tracking.sweep"), name="sweep")
+    sender.add_periodic_task(
+        settings.HUB_EVENT_TYPES_SYNC_SECONDS, sender.signature("tracking.event_types_sync"), name="event types sync"
+    )
+    sender.add_periodic_task(
+        settings.HUB_TRASH_PULL_SECONDS, sender.signature("tracking.trash_pull_all"), name="trash pull"
+    )

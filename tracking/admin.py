@@ -246,3 +246,140 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# -- Webmarketer mirror ------------------------------------------------------------------------------------
+from .models import EventTypeConflict, OfflineInteraction, TrashedEvent, WebmarketerSync  # noqa: E402
+from .services import webmarketer as wm  # noqa: E402
+
+
+def _report(modeladmin, request, label: str, call) -> None:
+    """Run one service call for an admin action; its failure becomes an error message, not a 500."""
+    try:
+        text = call()
+    except (wm.AnswerError, ValueError) as exc:
+        modeladmin.message_user(request, f"{label}: {exc}", messages.ERROR)
+    else:
+        modeladmin.message_user(request, f"{label}: {text}", messages.SUCCESS)
+
+
+@admin.action(description="Pull event types from Webmarketer")
+def pull_event_types(modeladmin, request, queryset):
+    def pull(connection: VendorConnection) -> str:
+        summary = wm.event_types_pull(connection=connection, user=request.user)
+        return (
+            f"{len(summary.created)} created, {len(summary.updated)} updated, {len(summary.archived)} archived, "
+            f"{len(summary.conflicts)} conflicts, {len(summary.local_ahead)} changed here only"
+        )
+
+    for connection in queryset.filter(kind="webmarketer"):
+        _report(modeladmin, request, connection.name, lambda c=connection: pull(c))
+
+
+@admin.action(description="Pull trashed events from Webmarketer")
+def pull_trashed_events(modeladmin, request, queryset):
+    def pull(connection: VendorConnection) -> str:
+        pulled = wm.trash_pull(connection=connection)
+        return f"{pulled.fetched} listed, {pulled.stored} new, {pulled.linked} linked to our events"
+
+    for connection in queryset.filter(kind="webmarketer"):
+        _report(modeladmin, request, connection.name, lambda c=connection: pull(c))
+
+
+@admin.action(description="Push to Webmarketer (enabled Webmarketer connections)", permissions=["change"])
+def push_event_types(modeladmin, request, queryset):
+    def push(event_type: EventType, connection: VendorConnection) -> str:
+        return (
+            "created, _id " + wm.event_type_push(event_type=event_type, connection=connection, user=request.user).wm_id
+        )
+
+    connections = list(VendorConnection.objects.filter(kind="webmarketer", enabled=True))
+    if not connections:
+        modeladmin.message_user(request, "No enabled Webmarketer connection.", messages.ERROR)
+    for connection in connections:
+        for event_type in queryset:
+            _report(
+                modeladmin, request, f"{event_type} → {connection.name}", lambda e=event_type, c=connection: push(e, c)
+            )
+
+
+VendorConnectionAdmin.actions = [*VendorConnectionAdmin.actions, pull_event_types, pull_trashed_events]
+EventTypeAdmin.actions = [*EventTypeAdmin.actions, push_event_types]
+
+
+@admin.register(EventTypeConflict)
+class EventTypeConflictAdmin(admin.ModelAdmin):
+    list_display = ("event_type", "connection", "detected_at", "seen_at", "resolution", "resolved_at", "resolved_by")
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter), "resolution", "connection")
+    search_fields = ("event_type__reference",)
+    date_hierarchy = "detected_at"
+    readonly_fields = [f.name for f in EventTypeConflict._meta.fields]
+    actions = ["keep_local", "take_remote"]
+    list_select_related = ("event_type", "connection", "resolved_by")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def _resolve(self, request, queryset, keep: str) -> None:
+        def resolve(conflict: EventTypeConflict) -> str:
+            wm.event_type_conflict_resolve(conflict=conflict, keep=keep, user=request.user)
+            return "kept ours" if keep == "local" else "took Webmarketer's version"
+
+        for conflict in queryset.filter(resolved_at__isnull=True):
+            _report(self, request, str(conflict.event_type), lambda c=conflict: resolve(c))
+
+    @admin.action(description="Keep our version", permissions=["change"])
+    def keep_local(self, request, queryset):
+        self._resolve(request, queryset, "local")
+
+    @admin.action(description="Take Webmarketer's version", permissions=["change"])
+    def take_remote(self, request, queryset):
+        self._resolve(request, queryset, "remote")
+
+
+@admin.register(TrashedEvent)
+class TrashedEventAdmin(admin.ModelAdmin):
+    list_display = ("wm_id", "event_type_ref", "connection", "processing_date", "reasons", "event", "resolved")
+    list_filter = ("resolved", "resolution", "connection", "event_type_ref")
+    search_fields = ("=wm_id", "event_type_ref", "=event__uuid", "=event__nonce")
+    date_hierarchy = "processing_date"
+    readonly_fields = [f.name for f in TrashedEvent._meta.fields if f.name != "resolution_note"] + ["reasons"]
+    actions = ["dismiss"]
+    list_select_related = ("connection", "event")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Why")
+    def reasons(self, obj: TrashedEvent) -> str:
+        return "; ".join(wm.trash_error_explain(e) for e in obj.errors) or "—"
+
+    @admin.action(description="Dismiss (resolved without replay)", permissions=["change"])
+    def dismiss(self, request, queryset):
+        count = wm.trash_dismiss(items=queryset, user=request.user)
+        self.message_user(request, f"{count} trashed events dismissed.")
+
+
+@admin.register(OfflineInteraction)
+class OfflineInteractionAdmin(admin.ModelAdmin):
+    list_display = ("date", "connection", "status", "response_status", "answer", "origin", "created_at")
+    list_filter = ("status", "connection")
+    search_fields = ("origin", "answer")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in OfflineInteraction._meta.fields]
+    list_select_related = ("connection",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebmarketerSync)
+class WebmarketerSyncAdmin(admin.ModelAdmin):
+    list_display = ("connection", "event_types_pulled_at", "trash_pulled_at", "trash_until")
+    readonly_fields = [f.name for f in WebmarketerSync._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -73,6 +73,12 @@ class EventType(models.Model):
     archived_at = models.DateTimeField(null=True, blank=True)
     wm_id = models.CharField("Webmarketer _id", max_length=64, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    synced_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="Digest of the version both sides had at the last sync: tells local and remote changes apart.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -240,3 +246,117 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.target}"
+
+
+# -- Webmarketer mirror: sync watermarks, event-type conflicts, trashed events, offline interactions ---------
+class WebmarketerSync(models.Model):
+    """Where the pulls of a Webmarketer connection stand; kept off the connection's settings so a pull is
+    never an edit (editing a connection rebuilds its session and would race staff edits)."""
+
+    connection = models.OneToOneField(VendorConnection, on_delete=models.CASCADE, related_name="webmarketer_sync")
+    trash_until = models.DateTimeField(
+        null=True, blank=True, help_text="Upper bound of the last trash pull; the next one starts there."
+    )
+    trash_pulled_at = models.DateTimeField(null=True, blank=True)
+    event_types_pulled_at = models.DateTimeField(null=True, blank=True)
+    event_types_summary = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"sync of {self.connection.name}"
+
+
+class EventTypeConflict(models.Model):
+    """A pull found an event type changed both here and in Webmarketer since the last sync: nothing was
+    overwritten; staff choose a side. At most one open conflict per event type."""
+
+    class Resolution(models.TextChoices):
+        KEPT_LOCAL = "kept_local", "Kept ours"
+        TOOK_REMOTE = "took_remote", "Took Webmarketer's"
+        CONVERGED = "converged", "Both sides became equal"
+
+    event_type = models.ForeignKey(EventType, on_delete=models.CASCADE, related_name="conflicts")
+    connection = models.ForeignKey(VendorConnection, on_delete=models.CASCADE, related_name="+")
+    remote = models.JSONField(help_text="Webmarketer's version, as last pulled.")
+    local = models.JSONField(help_text="Our version when the conflict was last seen.")
+    remote_hash = models.CharField(max_length=64)
+    detected_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+    resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_type"], condition=models.Q(resolved_at__isnull=True), name="event_type_conflict_open"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"conflict on {self.event_type}"
+
+
+class TrashedEvent(models.Model):
+    """An event Webmarketer could not process (kept in its trash), linked to our event when the ids match."""
+
+    class Resolution(models.TextChoices):
+        REPLAYED = "replayed", "Fixed and replayed"
+        DISMISSED = "dismissed", "Dismissed"
+
+    wm_id = models.CharField("Webmarketer _id", max_length=64, unique=True)
+    connection = models.ForeignKey(VendorConnection, on_delete=models.CASCADE, related_name="trashed_events")
+    event_type_ref = models.CharField(max_length=200, db_index=True)
+    event_type_wm_id = models.CharField("Webmarketer eventTypeId", max_length=64, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    processing_date = models.DateTimeField(null=True, blank=True, db_index=True)
+    raw_event_date = models.DateTimeField(null=True, blank=True)
+    raw = models.JSONField(default=dict, blank=True, help_text="The item as Webmarketer listed it.")
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="trashed")
+    pulled_at = models.DateTimeField(default=timezone.now)
+    resolved = models.BooleanField(default=False, db_index=True)
+    resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True)
+    resolution_note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    replay_delivery = models.ForeignKey(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The fixed send."
+    )
+
+    class Meta:
+        ordering = ["-processing_date", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type_ref} {self.wm_id}"
+
+
+class OfflineInteraction(models.Model):
+    """One offline interaction sent to Webmarketer, with its answer (a rejection's message verbatim)."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        REJECTED = "rejected", "Rejected by Webmarketer"
+        FAILED = "failed", "Not delivered"
+
+    connection = models.ForeignKey(VendorConnection, on_delete=models.CASCADE, related_name="offline_interactions")
+    date = models.DateTimeField()
+    user_data = models.JSONField(default=dict)
+    node_data = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    answer = models.TextField(blank=True, help_text="Webmarketer's answer, or why it could not be reached.")
+    origin = models.CharField(max_length=300, blank=True, help_text="e.g. the CSV file and row.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"offline {self.date:%Y-%m-%d} → {self.connection.name} [{self.status}]"

@@ -27,3 +27,38 @@ def dispatch_connection(connection_id: int) -> int:
 @shared_task(name="tracking.sweep", acks_late=True, autoretry_for=(OperationalError,), max_retries=3)
 def sweep() -> dict[str, int]:
     return delivery.deliveries_sweep()
+
+
+def _webmarketer_ids() -> list[int]:
+    from .models import VendorConnection, VendorKind
+
+    return list(VendorConnection.objects.filter(kind=VendorKind.WEBMARKETER, enabled=True).values_list("pk", flat=True))
+
+
+@shared_task(name="tracking.event_types_sync", acks_late=True, autoretry_for=(OperationalError,), max_retries=3)
+def event_types_sync(connection_id: int | None = None) -> dict | None:
+    """Beat calls it without an id: one task per enabled Webmarketer connection, so one slow project
+    never holds up the others."""
+    from .models import VendorConnection
+    from .services import webmarketer
+
+    if connection_id is None:
+        for pk in _webmarketer_ids():
+            event_types_sync.delay(pk)
+        return None
+    connection = VendorConnection.objects.get(pk=connection_id)
+    return webmarketer.event_types_pull(connection=connection).as_dict()
+
+
+@shared_task(name="tracking.trash_pull_all", acks_late=True, autoretry_for=(OperationalError,), max_retries=3)
+def trash_pull_all(connection_id: int | None = None) -> dict | None:
+    """Beat calls it without an id: one task per enabled Webmarketer connection."""
+    from .models import VendorConnection
+    from .services import webmarketer
+
+    if connection_id is None:
+        for pk in _webmarketer_ids():
+            trash_pull_all.delay(pk)
+        return None
+    pulled = webmarketer.trash_pull(connection=VendorConnection.objects.get(pk=connection_id))
+    return {"fetched": pulled.fetched, "stored": pulled.stored, "linked": pulled.linked}

@@ -1,4 +1,6 @@
-"""Webmarketer in the sandbox: service accounts, the JWT-bearer token endpoint and create-event.
+"""Webmarketer in the sandbox: service accounts, the JWT-bearer token endpoint, create-event, event types
+(list with filters, get, create; update and delete as sandbox conveniences), the trash (events that break
+their event type), raw events and offline interactions.
 
 Mounted at /webmarketer: API base /webmarketer/api/v1/, token endpoint /webmarketer/oidc/token.
 Reference: seeds/webmarketer-api-1.0.0.txt; VENDORS.md for the auth flow.
@@ -10,10 +12,12 @@ import re
 import secrets
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
+import phonenumbers
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
@@ -26,6 +30,7 @@ NAME = "webmarketer"
 AUDIENCE = "https://oauth.webmarketer.io/oidc/token"
 PROJECT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 TOKEN_LIFETIME = 3600
+PROJECT = "/webmarketer/api/v1/projects/{project_id}"
 
 
 class Sandbox:
@@ -38,6 +43,9 @@ class Sandbox:
         self.events: dict[str, dict[str, Any]] = {}  # by Webmarketer event id
         self.by_nonce: dict[tuple[str, str], str] = {}  # (projectId, nonce) → event id
         self.token_requests = 0
+        self.event_types: dict[str, dict[str, dict[str, Any]]] = {}  # projectId → reference → event type
+        self.trash: list[dict[str, Any]] = []
+        self.offline_interactions: list[dict[str, Any]] = []
 
     @property
     def accounts(self) -> dict[str, dict[str, str]]:
@@ -50,6 +58,11 @@ class Sandbox:
             Route("/__sandbox__/webmarketer/tokens", self.tokens_revoke, methods=["DELETE"]),
             Route("/webmarketer/oidc/token", self.token, methods=["POST"]),
             Route("/webmarketer/api/v1/events", self.event_create, methods=["POST"]),
+            Route(f"{PROJECT}/event-types", self.event_types_list, methods=["GET", "POST"]),
+            Route(f"{PROJECT}/event-types/{{reference}}", self.event_type_one, methods=["GET", "PATCH", "DELETE"]),
+            Route(f"{PROJECT}/events/trashed", self.trash_list),
+            Route(f"{PROJECT}/events/{{event_id}}", self.raw_event),
+            Route(f"{PROJECT}/interactions/offline", self.offline_interaction_create, methods=["POST"]),
         ]
 
     # -- sandbox administration ---------------------------------------------------------------------
@@ -158,10 +171,191 @@ class Sandbox:
                 "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "sends": 1,
             }
+            self.trash_if_invalid(self.events[event_id])
         else:
             self.events[event_id]["sends"] += 1
         self.state.record(NAME, request, body, 200)
         return JSONResponse(event_id)
+
+    # -- event types, trash, raw events, offline interactions --------------------------------------------
+    async def _guard(self, request: Request) -> tuple[str, Response | None]:
+        """The path's project id, or the answer to give instead (401, an injected fault, a bad project id)."""
+        if not self.authorised(request):
+            return "", json_error(401, "Unauthorized")
+        fault = await inject_fault(self.state, NAME)
+        if fault is not None:
+            return "", fault
+        project = request.path_params["project_id"]
+        if not (3 <= len(project) <= 64 and PROJECT_ID.match(project)):
+            return "", json_error(400, "projectId must match ^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Bad Request")
+        return project, None
+
+    async def event_types_list(self, request: Request) -> Response:
+        """GET: paginated, filtered by search / archived / storageKey / reference, sorted; POST: create."""
+        project, refusal = await self._guard(request)
+        if refusal is not None:
+            return refusal
+        if request.method == "POST":
+            return await self._event_type_create(request, project)
+        query = request.query_params
+        try:
+            offset, limit = _int_param(query, "offset", 0), _int_param(query, "limit", 10, maximum=100)
+        except ValueError as exc:
+            return json_error(400, str(exc), error="Bad Request")
+        archived = query.get("archived", "false").lower() in ("true", "1")
+        items = [t for t in self.event_types.get(project, {}).values() if (t["archivedAt"] is not None) == archived]
+        if search := query.get("search", "").lower():
+            items = [t for t in items if search in t["name"].lower() or search in t["reference"]]
+        if storage_key := query.get("storageKey"):
+            items = [t for t in items if any(f.get("storageKey") == storage_key for f in t["fields"])]
+        if reference := query.get("reference"):
+            items = [t for t in items if t["reference"] == reference]
+        # "name,-createdAt": sort by the last key first; Python's sort is stable.
+        for key in reversed([k.strip() for k in query.get("sort", "").split(",") if k.strip(" -")]):
+            name = key.lstrip("-")
+            items.sort(key=lambda t, name=name: str(t.get(name) or ""), reverse=key.startswith("-"))
+        page = items[offset : offset + limit]
+        return JSONResponse({"total": len(items), "count": len(page), "data": page})
+
+    async def _event_type_create(self, request: Request, project: str) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "body is not JSON", error="Bad Request")
+        problem = _event_type_problems(body)
+        if problem:
+            return json_error(400, problem, error="Bad Request")
+        types = self.event_types.setdefault(project, {})
+        if body["reference"] in types:
+            message = f"An event type with reference {body['reference']!r} already exists"
+            return json_error(409, message, error="Conflict")
+        now = _now()
+        doc = {
+            "_id": f"{int(time.time()):08x}{secrets.token_hex(8)}",  # shaped like a MongoDB ObjectId
+            "createdAt": now,
+            "updatedAt": now,
+            "archivedAt": None,
+            "projectId": project,
+            "reference": body["reference"],
+            "name": body["name"],
+            "fields": body.get("fields") or [],
+            "metadata": body.get("metadata") or {},
+            "phoneParsingConfig": body.get("phoneParsingConfig") or [],
+        }
+        if body.get("expirationPolicy") is not None:
+            doc["expirationPolicy"] = body["expirationPolicy"]
+        types[doc["reference"]] = doc
+        return JSONResponse(doc, status_code=201)
+
+    async def event_type_one(self, request: Request) -> Response:
+        """GET one by reference; PATCH and DELETE are sandbox conveniences (the docs show no update), to play
+        changes made in the Webmarketer console: PATCH takes the type's keys, plus {"archived": true|false}."""
+        project, refusal = await self._guard(request)
+        if refusal is not None:
+            return refusal
+        reference = request.path_params["reference"]
+        types = self.event_types.get(project, {})
+        doc = types.get(reference)
+        if doc is None:
+            return json_error(404, f"Event type {reference!r} not found", error="Not Found")
+        if request.method == "GET":
+            return JSONResponse(doc)
+        if request.method == "DELETE":
+            del types[reference]
+            return Response(status_code=204)
+        try:
+            changes = await request.json()
+        except ValueError:
+            return json_error(400, "body is not JSON", error="Bad Request")
+        if not isinstance(changes, dict):
+            return json_error(400, "body must be an object", error="Bad Request")
+        editable = {"name", "fields", "metadata", "phoneParsingConfig", "expirationPolicy", "archivedAt"}
+        updated = {**doc, **{k: v for k, v in changes.items() if k in editable}}
+        if "archived" in changes:
+            updated["archivedAt"] = (doc["archivedAt"] or _now()) if changes["archived"] else None
+        problem = _event_type_problems(updated)
+        if problem:
+            return json_error(400, problem, error="Bad Request")
+        updated["updatedAt"] = _now()
+        types[reference] = updated
+        return JSONResponse(updated)
+
+    def trash_if_invalid(self, event: dict[str, Any]) -> None:
+        """An event whose type the sandbox knows and whose data breaks it goes to the trash, as in Webmarketer
+        (the sender still got 200 and the id: ingestion is asynchronous)."""
+        event_type = self.event_types.get(event["projectId"], {}).get(event["eventType"])
+        if event_type is None:
+            return
+        errors = _schema_errors(event_type["fields"], event["data"])
+        if errors:
+            now = _now()
+            self.trash.append(
+                {
+                    "_id": event["_id"],
+                    "projectId": event["projectId"],
+                    "errors": errors,
+                    "eventTypeId": event_type["_id"],
+                    "eventTypeRef": event_type["reference"],
+                    "processingDate": now,
+                    "rawEventDate": now,
+                }
+            )
+
+    async def trash_list(self, request: Request) -> Response:
+        """Trashed events whose processingDate is within since..until, newest first, paginated."""
+        project, refusal = await self._guard(request)
+        if refusal is not None:
+            return refusal
+        query = request.query_params
+        try:
+            since, until = _date_param(query, "since"), _date_param(query, "until")
+            offset, limit = _int_param(query, "offset", 0), _int_param(query, "limit", 10, maximum=100)
+        except ValueError as exc:
+            return json_error(400, str(exc), error="Bad Request")
+        items = [
+            t
+            for t in self.trash
+            if t["projectId"] == project
+            and (since is None or datetime.fromisoformat(t["processingDate"]) >= since)
+            and (until is None or datetime.fromisoformat(t["processingDate"]) <= until)
+        ]
+        items.sort(key=lambda t: t["processingDate"], reverse=True)
+        page = items[offset : offset + limit]
+        return JSONResponse({"count": len(page), "total": len(items), "data": page})
+
+    async def raw_event(self, request: Request) -> Response:
+        project, refusal = await self._guard(request)
+        if refusal is not None:
+            return refusal
+        event = self.events.get(request.path_params["event_id"])
+        if event is None or event["projectId"] != project:
+            return json_error(404, "Event not found", error="Not Found")
+        return JSONResponse({k: v for k, v in event.items() if k != "sends"})
+
+    async def offline_interaction_create(self, request: Request) -> Response:
+        """Synchronous: 400 with the reason when the interaction cannot be taken, 201 otherwise."""
+        project, refusal = await self._guard(request)
+        if refusal is not None:
+            return refusal
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "body is not JSON", error="Bad Request")
+        if not isinstance(body, dict):
+            return json_error(400, "body must be an object", error="Bad Request")
+        node, user = body.get("nodeData"), body.get("userData")
+        if not isinstance(node, dict) or not node.get("wmktId"):
+            return json_error(400, "wmktId must be present in nodeData", error="Bad Request")
+        if not isinstance(user, dict) or not user:
+            return json_error(400, "userData must contain at least one identity field", error="Bad Request")
+        if body.get("date") is not None:
+            try:
+                datetime.fromisoformat(body["date"])
+            except (TypeError, ValueError):
+                return json_error(400, "date must be a valid ISO 8601 date string", error="Bad Request")
+        interaction = {"_id": str(uuid.uuid4()), "projectId": project, **body, "createdAt": _now()}
+        self.offline_interactions.append(interaction)
+        return JSONResponse(interaction, status_code=201)
 
 
 def _event_problems(body: Any) -> str:
@@ -176,3 +370,109 @@ def _event_problems(body: Any) -> str:
     if not isinstance(body.get("data"), dict):
         return "data must be an object"
     return ""
+
+
+FIELD_TYPES = ("string", "email", "phone", "number", "currency", "boolean", "date", "location", "message")
+FIELD_ENTITIES = ("user", "event", "state", "statistic")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE = re.compile(r"^\+?[\d\s.\-()/]+$")
+ZIPCODE = re.compile(r"^(?=.*\d)[A-Za-z0-9 -]{3,10}$")
+COUNTRY_NAME = re.compile(r"^[^\W\d_][^\W\d_ '-]*(?:[ '-][^\W\d_]+)*$")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _int_param(query: Any, name: str, default: int, maximum: int | None = None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name} must be a non-negative integer")
+    return min(int(raw), maximum) if maximum else int(raw)
+
+
+def _date_param(query: Any, name: str) -> datetime | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a date-time (RFC3339)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _event_type_problems(body: Any) -> str:
+    if not isinstance(body, dict):
+        return "body must be an object"
+    reference = body.get("reference")
+    if not isinstance(reference, str) or not PROJECT_ID.match(reference):
+        return "reference must match ^[a-z0-9]+(?:-[a-z0-9]+)*$"
+    if not isinstance(body.get("name"), str) or not body["name"].strip():
+        return "name should not be empty"
+    fields = body.get("fields") or []
+    if not isinstance(fields, list):
+        return "fields must be an array"
+    for i, item in enumerate(fields):
+        if not isinstance(item, dict) or not isinstance(item.get("storageKey"), str) or not item["storageKey"]:
+            return f"fields.{i}.storageKey should not be empty"
+        if item.get("type") not in FIELD_TYPES:
+            return f"fields.{i}.type must be one of: {', '.join(FIELD_TYPES)}"
+        if item.get("entity") not in FIELD_ENTITIES:
+            return f"fields.{i}.entity must be one of: {', '.join(FIELD_ENTITIES)}"
+    for key, kind in (("metadata", dict), ("phoneParsingConfig", list)):
+        if body.get(key) is not None and not isinstance(body[key], kind):
+            return f"{key} must be an {'object' if kind is dict else 'array'}"
+    return ""
+
+
+def _value_ok(kind: str, value: Any) -> bool:
+    """Simple checks, enough for a sandbox: the real service is stricter about phones and places."""
+    if kind in ("string", "message"):
+        return isinstance(value, str)
+    if kind == "email":
+        return isinstance(value, str) and bool(EMAIL.match(value))
+    if kind == "phone":
+        return isinstance(value, str) and bool(PHONE.match(value)) and 9 <= sum(c.isdigit() for c in value) <= 15
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "currency":
+        return isinstance(value, str) and len(value) == 3 and value.isalpha() and value.isupper()
+    if kind == "date":
+        try:
+            datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+    if kind == "location":
+        if not isinstance(value, dict):
+            return False
+        zipcode, country = value.get("zipcode"), value.get("country")
+        if not isinstance(zipcode, str) or not ZIPCODE.match(zipcode) or not isinstance(country, str):
+            return False
+        # An ISO 3166 alpha-2 code, or a country name (so "wd" is refused, "FR" and "France" are not).
+        return country.upper() in phonenumbers.SUPPORTED_REGIONS or (
+            len(country) >= 4 and bool(COUNTRY_NAME.match(country))
+        )
+    return True
+
+
+def _schema_errors(fields: list[dict[str, Any]], data: Any) -> list[dict[str, Any]]:
+    """The errors of a trashed event, shaped like the docs' trash sample: {type, field, value}."""
+    if not isinstance(data, dict):
+        data = {}
+    errors: list[dict[str, Any]] = []
+    for item in fields:
+        if item.get("entity") not in ("user", "event"):  # states and statistics come later, by PATCH
+            continue
+        value = data.get(item.get("ingestionKey") or item["storageKey"])
+        if value is None or value == "":
+            if not item.get("optional"):
+                errors.append({"type": "missing-field", "field": dict(item), "value": None})
+        elif not _value_ok(item.get("type", "string"), value):
+            errors.append({"type": "invalid-field", "field": dict(item), "value": value})
+    return errors

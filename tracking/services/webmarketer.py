@@ -1,0 +1,691 @@
+"""Webmarketer beyond events: mirror event types, pull / fix / replay trashed events, read raw events, send
+offline interactions (one, or a CSV file of them).
+
+Every call goes through the connection's pooled session (`session_for`); a 401 takes a fresh token once.
+
+CSV header convention for offline interactions (first line; `,`, `;` or tab separated; UTF-8, BOM allowed):
+- `date` (required): RFC3339, UTC when no offset (e.g. 2023-08-01T22:00:00Z or 2023-08-01 22:00:00);
+- `wmktId` (required): the advertiser node's Webmarketer id; goes to nodeData;
+- `email`, `phone`, and any `user.<key>` column: userData (at least one per row);
+- `node.<key>` and every other column (e.g. `cid`): nodeData.
+Empty cells are left out. Rows are numbered as in a spreadsheet: the header is row 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import (
+    Delivery,
+    Event,
+    EventType,
+    EventTypeConflict,
+    OfflineInteraction,
+    Route,
+    TrashedEvent,
+    VendorConnection,
+    VendorKind,
+    WebmarketerSync,
+)
+from ..schema import FieldError, parse_rfc3339, validate_data
+from ..vendors.base import ConfigurationError, VendorRequest
+from ..vendors.http import TokenError, VendorSession
+from ..vendors.webmarketer import (
+    AnswerError,
+    Page,
+    UnexpectedAnswer,
+    Webmarketer,
+    event_type_digest,
+    parse_event_type,
+    parse_event_types,
+    parse_offline_interaction,
+    parse_raw_event,
+    parse_trashed,
+    rfc3339,
+    trash_error_explain,
+)
+from .audit import audit_record
+from .delivery import connections_wake, session_for
+
+__all__ = [
+    "AnswerError",
+    "UnexpectedAnswer",
+    "trash_error_explain",
+    "event_types_pull",
+    "event_type_push",
+    "event_type_conflict_resolve",
+    "trash_pull",
+    "trash_replay",
+    "trash_dismiss",
+    "raw_event_fetch",
+    "offline_interaction_send",
+    "offline_interactions_import_csv",
+]
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+MAX_PAGES = 10_000
+# Items can show up in the trash a little after their processingDate: re-read this much of the last window
+# (stored ids are skipped, so nothing is kept twice).
+TRASH_OVERLAP = timedelta(minutes=5)
+
+
+# -- calling Webmarketer -----------------------------------------------------------------------------------
+def _user(user: Any) -> Any:
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def _session(connection: VendorConnection) -> VendorSession:
+    if connection.kind != VendorKind.WEBMARKETER:
+        raise ConfigurationError(f"{connection.name} is not a Webmarketer connection")
+    session = session_for(connection)
+    session.vendor.check()
+    return session
+
+
+def _token(session: VendorSession, stale: str | None = None) -> str | None:
+    try:
+        return session.token(stale=stale)
+    except TokenError as exc:
+        raise AnswerError(f"Webmarketer authentication failed: {exc}") from None
+
+
+def _call(session: VendorSession, build: Callable[[str | None], VendorRequest]) -> httpx.Response:
+    """Send one request with a valid token; on a 401 take a fresh token and send once more."""
+    token = _token(session)
+    exchange = session.send(build(token))
+    if exchange.response is not None and exchange.response.status_code == 401:
+        exchange = session.send(build(_token(session, stale=token)))
+    if exchange.response is None:
+        raise AnswerError(f"Webmarketer could not be reached: {exchange.error}")
+    return exchange.response
+
+
+def _pages(
+    session: VendorSession,
+    build: Callable[[str | None, int, int], VendorRequest],
+    parse: Callable[[httpx.Response], Page],
+    limit: int,
+) -> list[Any]:
+    """Every item of an offset/limit listing, page after page, until `total` is reached."""
+    items: list[Any] = []
+    for _ in range(MAX_PAGES):
+        offset = len(items)
+        page = parse(_call(session, lambda token, offset=offset: build(token, offset, limit)))
+        items += page.data
+        if not page.data or len(items) >= page.total:
+            return items
+    raise UnexpectedAnswer(f"more than {MAX_PAGES} pages: the listing does not end")
+
+
+def _page_size(connection: VendorConnection) -> int:
+    try:
+        return max(1, int(connection.settings.get("page_size") or PAGE_SIZE))
+    except (TypeError, ValueError):
+        return PAGE_SIZE
+
+
+def _sync_state(connection: VendorConnection) -> WebmarketerSync:
+    return WebmarketerSync.objects.get_or_create(connection=connection)[0]
+
+
+# -- event types -------------------------------------------------------------------------------------------
+@dataclass
+class EventTypesPull:
+    """What a pull did, by reference."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    # Changed here, unchanged in Webmarketer: left as they are, waiting for a push.
+    local_ahead: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def event_type_document(event_type: EventType) -> dict[str, Any]:
+    """Our event type in Webmarketer's shape (what a push sends, what digests compare)."""
+    return {
+        "reference": event_type.reference,
+        "name": event_type.name,
+        "fields": event_type.fields,
+        "metadata": event_type.metadata,
+        "phoneParsingConfig": event_type.phone_parsing_config,
+        "expirationPolicy": event_type.expiration_policy,
+        "archivedAt": rfc3339(event_type.archived_at) if event_type.archived_at else None,
+    }
+
+
+def _remote_apply(event_type: EventType, doc: dict[str, Any], now: datetime) -> None:
+    event_type.name = doc["name"]
+    event_type.fields = doc["fields"]
+    event_type.metadata = doc["metadata"]
+    event_type.phone_parsing_config = doc["phoneParsingConfig"]
+    event_type.archived_at = datetime.fromisoformat(doc["archivedAt"]) if doc["archivedAt"] else None
+    if "expirationPolicy" in doc:  # answers rarely carry it: keep ours otherwise
+        event_type.expiration_policy = doc["expirationPolicy"]
+    event_type.wm_id = doc["_id"]
+    event_type.synced_at = now
+    event_type.synced_hash = event_type_digest(doc)
+
+
+def _conflicts_close(event_type: EventType, resolution: str, user: Any = None) -> None:
+    EventTypeConflict.objects.filter(event_type=event_type, resolved_at__isnull=True).update(
+        resolution=resolution, resolved_at=timezone.now(), resolved_by=_user(user)
+    )
+
+
+def event_types_pull(*, connection: VendorConnection, user: Any = None) -> EventTypesPull:
+    """Mirror Webmarketer's event types here: create new ones, update the ones only Webmarketer changed,
+    record a conflict (and overwrite nothing) where both sides changed since the last sync."""
+    session = _session(connection)
+    vendor: Webmarketer = session.vendor  # type: ignore[assignment]
+    limit = _page_size(connection)
+    remote: dict[str, dict[str, Any]] = {}
+    # Without `archived` the listing leaves archived types out: read both, the archived ones last.
+    for archived in (None, True):
+        docs = _pages(
+            session,
+            lambda token, offset, limit, a=archived: vendor.event_types_request(
+                token, offset=offset, limit=limit, archived=a
+            ),
+            parse_event_types,
+            limit,
+        )
+        remote.update((d["reference"], d) for d in docs)
+    summary = _event_types_apply(connection, remote)
+    if user is not None or summary.created or summary.updated or summary.archived or summary.conflicts:
+        audit_record(user=user, action="event_types.pull", target=connection, details=summary.as_dict())
+    return summary
+
+
+@transaction.atomic
+def _event_types_apply(connection: VendorConnection, remote: dict[str, dict[str, Any]]) -> EventTypesPull:
+    now = timezone.now()
+    summary = EventTypesPull()
+    local = {et.reference: et for et in EventType.objects.select_for_update().filter(reference__in=list(remote))}
+    for reference, doc in sorted(remote.items()):
+        if len(reference) > EventType._meta.get_field("reference").max_length:
+            log.warning("Webmarketer event type %r: reference too long to mirror, skipped", reference[:100])
+            continue
+        remote_hash = event_type_digest(doc)
+        event_type = local.get(reference)
+        if event_type is None:
+            event_type = EventType(reference=reference)
+            _remote_apply(event_type, doc, now)
+            event_type.save()
+            summary.created.append(reference)
+            continue
+        base = event_type.synced_hash
+        local_hash = event_type_digest(event_type_document(event_type))
+        if local_hash == remote_hash:
+            # Equal on both sides (unchanged, or changed the same way): in sync.
+            if base != remote_hash or event_type.wm_id != doc["_id"]:
+                event_type.wm_id, event_type.synced_at, event_type.synced_hash = doc["_id"], now, remote_hash
+                event_type.save(update_fields=["wm_id", "synced_at", "synced_hash"])
+            _conflicts_close(event_type, EventTypeConflict.Resolution.CONVERGED)
+            summary.unchanged += 1
+        elif base and local_hash == base:
+            # Only Webmarketer changed it: take its version.
+            was_archived = event_type.archived_at is not None
+            _remote_apply(event_type, doc, now)
+            event_type.save()
+            _conflicts_close(event_type, EventTypeConflict.Resolution.TOOK_REMOTE)
+            archived_now = not was_archived and event_type.archived_at is not None
+            (summary.archived if archived_now else summary.updated).append(reference)
+        elif base and remote_hash == base:
+            summary.local_ahead.append(reference)
+        else:
+            # Both changed since the last sync (or never synced and different): keep ours, show theirs.
+            if not event_type.wm_id:
+                EventType.objects.filter(pk=event_type.pk).update(wm_id=doc["_id"])
+            EventTypeConflict.objects.update_or_create(
+                event_type=event_type,
+                resolved_at__isnull=True,
+                defaults={
+                    "connection": connection,
+                    "remote": doc,
+                    "local": event_type_document(event_type),
+                    "remote_hash": remote_hash,
+                    "seen_at": now,
+                },
+            )
+            summary.conflicts.append(reference)
+    state = _sync_state(connection)
+    state.event_types_pulled_at, state.event_types_summary = now, summary.as_dict()
+    state.save(update_fields=["event_types_pulled_at", "event_types_summary"])
+    return summary
+
+
+@transaction.atomic
+def event_type_conflict_resolve(*, conflict: EventTypeConflict, keep: str, user: Any = None) -> EventType:
+    """Settle a conflict: keep="remote" takes Webmarketer's version; keep="local" keeps ours (it then counts
+    as changed here only, and later pulls leave it alone)."""
+    if keep not in ("local", "remote"):
+        raise ValueError('keep must be "local" or "remote"')
+    if conflict.resolved_at:
+        raise ValueError("this conflict is already resolved")
+    event_type = conflict.event_type
+    now = timezone.now()
+    if keep == "remote":
+        _remote_apply(event_type, conflict.remote, now)
+        event_type.save()
+        resolution = EventTypeConflict.Resolution.TOOK_REMOTE
+    else:
+        event_type.wm_id, event_type.synced_at, event_type.synced_hash = (
+            conflict.remote["_id"],
+            now,
+            conflict.remote_hash,
+        )
+        event_type.save(update_fields=["wm_id", "synced_at", "synced_hash"])
+        resolution = EventTypeConflict.Resolution.KEPT_LOCAL
+    _conflicts_close(event_type, resolution, user)
+    audit_record(
+        user=user,
+        action="event_type.conflict_resolve",
+        target=event_type,
+        details={"kept": keep, "remote": conflict.remote, "local": conflict.local},
+    )
+    return event_type
+
+
+def event_type_push(*, event_type: EventType, connection: VendorConnection, user: Any = None) -> EventType:
+    """Create our event type in Webmarketer; keep the `_id` it gets. Webmarketer's refusal raises AnswerError."""
+    session = _session(connection)
+    vendor: Webmarketer = session.vendor  # type: ignore[assignment]
+    document = event_type_document(event_type)
+    created = parse_event_type(_call(session, lambda token: vendor.event_type_create_request(token, document)))
+    with transaction.atomic():
+        # What we sent is now what both sides have; Webmarketer's own normalisation comes with the next pull.
+        event_type.wm_id, event_type.synced_at = created["_id"], timezone.now()
+        event_type.synced_hash = event_type_digest(document)
+        event_type.save(update_fields=["wm_id", "synced_at", "synced_hash"])
+        audit_record(
+            user=user,
+            action="event_type.push",
+            target=event_type,
+            details={"connection": connection.name, "wm_id": created["_id"], "sent": document},
+        )
+    return event_type
+
+
+# -- trash -------------------------------------------------------------------------------------------------
+@dataclass
+class TrashPull:
+    fetched: int
+    stored: int
+    linked: int
+    since: datetime | None
+    until: datetime
+
+
+def trash_pull(*, connection: VendorConnection) -> TrashPull:
+    """Store the events Webmarketer trashed since the last pull (every page), once each, linked to ours."""
+    session = _session(connection)
+    vendor: Webmarketer = session.vendor  # type: ignore[assignment]
+    state = _sync_state(connection)
+    until = timezone.now()
+    since = state.trash_until - TRASH_OVERLAP if state.trash_until else None
+    items = _pages(
+        session,
+        lambda token, offset, limit: vendor.trashed_request(
+            token, since=since, until=until, offset=offset, limit=limit
+        ),
+        parse_trashed,
+        _page_size(connection),
+    )
+    with transaction.atomic():
+        unique = {item.id: item for item in items}
+        known = set(TrashedEvent.objects.filter(wm_id__in=list(unique)).values_list("wm_id", flat=True))
+        new = [
+            TrashedEvent(
+                wm_id=item.id,
+                connection=connection,
+                event_type_ref=item.event_type_ref,
+                event_type_wm_id=item.event_type_id,
+                errors=item.errors,
+                processing_date=item.processing_date,
+                raw_event_date=item.raw_event_date,
+                raw=item.raw,
+            )
+            for item in unique.values()
+            if item.id not in known
+        ]
+        # ignore_conflicts: a concurrent pull may have stored some of them meanwhile.
+        TrashedEvent.objects.bulk_create(new, ignore_conflicts=True)
+        linked = _trash_link(connection)
+        state.trash_until, state.trash_pulled_at = until, timezone.now()
+        state.save(update_fields=["trash_until", "trash_pulled_at"])
+    return TrashPull(fetched=len(items), stored=len(new), linked=linked, since=since, until=until)
+
+
+def _trash_link(connection: VendorConnection) -> int:
+    """Link open trash items to our events: Webmarketer's event id is the vendor_ref of our delivery."""
+    unlinked = TrashedEvent.objects.filter(connection=connection, event__isnull=True, resolved=False)
+    refs = dict(
+        Delivery.objects.filter(connection=connection, vendor_ref__in=unlinked.values("wm_id")).values_list(
+            "vendor_ref", "event_id"
+        )
+    )
+    for wm_id, event_id in refs.items():
+        TrashedEvent.objects.filter(wm_id=wm_id).update(event_id=event_id)
+    return len(refs)
+
+
+class FixInvalid(ValueError):
+    """The fixed data still breaks the event type."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+@transaction.atomic
+def trash_replay(*, trashed: TrashedEvent, data: dict[str, Any], user: Any, note: str = "") -> Delivery:
+    """Fix and replay: our event gets the fixed data and a new delivery generation with a NEW nonce (the old
+    one is burnt at Webmarketer: the same nonce would be deduplicated away); the trash item is resolved."""
+    trashed = TrashedEvent.objects.select_for_update().get(pk=trashed.pk)
+    if trashed.resolved:
+        raise ValueError("this trashed event is already resolved")
+    event: Event | None = trashed.event
+    if event is None:
+        raise ValueError("this trashed event matches none of our deliveries: there is no event of ours to fix")
+    if event.event_type is None:
+        raise ValueError(f"event {event.uuid} has no known event type to validate the fix against")
+    errors = validate_data(event.event_type.fields, data, event.event_type.phone_parsing_config)
+    if errors:
+        raise FixInvalid(errors)
+    before = event.data
+    event.data, event.status, event.errors = data, Event.Status.OK, []
+    event.save(update_fields=["data", "status", "errors"])
+    previous = event.deliveries.filter(connection=trashed.connection).order_by("-generation").first()
+    route = (
+        previous.route
+        if previous
+        else Route.objects.filter(event_type=event.event_type, connection=trashed.connection).first()
+    )
+    now = timezone.now()
+    delivery = Delivery.objects.create(
+        event=event,
+        connection=trashed.connection,
+        route=route,
+        generation=previous.generation + 1 if previous else 0,
+        nonce=str(uuid.uuid4()),
+        created_at=now,
+        next_attempt_at=now,
+    )
+    trashed.resolved, trashed.resolution = True, TrashedEvent.Resolution.REPLAYED
+    trashed.resolution_note = note or f"fixed and replayed as delivery {delivery.pk} (nonce {delivery.nonce})"
+    trashed.resolved_by, trashed.resolved_at, trashed.replay_delivery = _user(user), now, delivery
+    trashed.save()
+    audit_record(
+        user=user,
+        action="trash.replay",
+        target=event,
+        details={
+            "trashed": trashed.wm_id,
+            "before": before,
+            "after": data,
+            "delivery": delivery.pk,
+            "nonce": delivery.nonce,
+            "event_nonce": event.nonce,
+            "note": note,
+        },
+    )
+    connections_wake({trashed.connection_id})
+    return delivery
+
+
+@transaction.atomic
+def trash_dismiss(*, items: Iterable[TrashedEvent], user: Any, note: str = "") -> int:
+    """Mark trash items resolved without replaying them (e.g. test traffic); returns how many."""
+    pending = TrashedEvent.objects.filter(pk__in=[i.pk for i in items], resolved=False)
+    wm_ids = list(pending.values_list("wm_id", flat=True))
+    count = TrashedEvent.objects.filter(wm_id__in=wm_ids).update(
+        resolved=True,
+        resolution=TrashedEvent.Resolution.DISMISSED,
+        resolution_note=note or "dismissed",
+        resolved_by=_user(user),
+        resolved_at=timezone.now(),
+    )
+    if count:
+        audit_record(
+            user=user,
+            action="trash.dismiss",
+            target=f"{count} trashed events",
+            details={"wm_ids": wm_ids, "note": note},
+        )
+    return count
+
+
+# -- raw events --------------------------------------------------------------------------------------------
+def raw_event_fetch(*, delivery: Delivery) -> dict[str, Any]:
+    """The event as Webmarketer received it (by the id it gave our delivery)."""
+    if not delivery.vendor_ref:
+        raise ValueError("this delivery has no Webmarketer event id (not delivered yet)")
+    session = _session(delivery.connection)
+    vendor: Webmarketer = session.vendor  # type: ignore[assignment]
+    return parse_raw_event(_call(session, lambda token: vendor.raw_event_request(token, delivery.vendor_ref)))
+
+
+# -- offline interactions ----------------------------------------------------------------------------------
+def offline_interaction_send(
+    *,
+    connection: VendorConnection,
+    date: datetime,
+    user_data: dict[str, Any],
+    node_data: dict[str, Any],
+    user: Any = None,
+    origin: str = "",
+) -> OfflineInteraction:
+    """Send one offline interaction; the record says sent, rejected (Webmarketer's message verbatim) or failed."""
+    session = _session(connection)
+    vendor: Webmarketer = session.vendor  # type: ignore[assignment]
+    record = OfflineInteraction(
+        connection=connection,
+        date=date,
+        user_data=user_data,
+        node_data=node_data,
+        origin=origin[:300],
+        created_by=_user(user),
+    )
+
+    def build(token: str | None) -> VendorRequest:
+        return vendor.offline_interaction_request(token, date=date, user_data=user_data, node_data=node_data)
+
+    try:
+        answer = parse_offline_interaction(_call(session, build))
+    except AnswerError as exc:
+        record.status, record.response_status, record.answer = OfflineInteraction.Status.FAILED, exc.status, str(exc)
+    else:
+        record.status = OfflineInteraction.Status.SENT if answer.accepted else OfflineInteraction.Status.REJECTED
+        record.response_status = answer.status
+        record.answer = answer.message if not answer.accepted else _text(answer.body)
+    record.save()
+    if user is not None:
+        audit_record(
+            user=user,
+            action="offline_interaction.send",
+            target=connection,
+            details={"id": record.pk, "status": record.status, "origin": origin},
+        )
+    return record
+
+
+def _text(body: Any) -> str:
+    return body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+
+
+USER_COLUMNS = ("email", "phone")
+PHONE = re.compile(r"^\+?[\d\s.\-()/]+$")
+
+
+@dataclass
+class RowReport:
+    row: int
+    status: str  # sent | invalid | rejected | failed
+    message: str = ""
+    interaction_id: int | None = None
+
+    def __str__(self) -> str:
+        words = {"invalid": "invalid", "rejected": "rejected by Webmarketer", "failed": "not delivered"}
+        return f"row {self.row}: {words.get(self.status, self.status)}" + (f": {self.message}" if self.message else "")
+
+
+@dataclass
+class ImportReport:
+    rows: list[RowReport]
+
+    @property
+    def sent(self) -> int:
+        return sum(r.status == "sent" for r in self.rows)
+
+    @property
+    def failed(self) -> int:
+        return len(self.rows) - self.sent
+
+
+@dataclass
+class _Row:
+    number: int
+    date: datetime
+    user_data: dict[str, str]
+    node_data: dict[str, str]
+
+
+def _csv_text(file: str | Path | IO) -> str:
+    raw = Path(file).read_bytes() if isinstance(file, str | Path) else file.read()
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValueError("the CSV file is not UTF-8 text") from None
+    return raw.lstrip("\ufeff")
+
+
+def _header(cells: list[str]) -> list[tuple[str, str]]:
+    """(destination, key) per column: ("date"|"user"|"node", key); raises ValueError on a bad header."""
+    columns: list[tuple[str, str]] = []
+    for cell in (c.strip() for c in cells):
+        lower = cell.lower()
+        if lower == "date":
+            columns.append(("date", "date"))
+        elif lower == "wmktid":
+            columns.append(("node", "wmktId"))
+        elif lower in USER_COLUMNS:
+            columns.append(("user", lower))
+        elif lower.startswith("user.") and cell[5:]:
+            columns.append(("user", cell[5:]))
+        elif lower.startswith("node.") and cell[5:]:
+            columns.append(("node", cell[5:]))
+        elif cell:
+            columns.append(("node", cell))
+        else:
+            raise ValueError("row 1 (header): a column has no name")
+    duplicates = sorted({f"{d}.{k}" for d, k in columns if columns.count((d, k)) > 1})
+    if duplicates:
+        raise ValueError(f"row 1 (header): columns given twice: {', '.join(duplicates)}")
+    missing = [name for name, col in (("date", ("date", "date")), ("wmktId", ("node", "wmktId"))) if col not in columns]
+    if missing:
+        raise ValueError(f"row 1 (header): missing column {' and '.join(missing)} (see the header convention)")
+    return columns
+
+
+def _row(number: int, columns: list[tuple[str, str]], cells: list[str]) -> _Row:
+    """One data row checked; raises ValueError with the reason."""
+    if len(cells) != len(columns):
+        raise ValueError(f"has {len(cells)} cells, the header has {len(columns)}")
+    values: dict[str, dict[str, str]] = {"date": {}, "user": {}, "node": {}}
+    for (dest, key), cell in zip(columns, cells, strict=True):
+        if cell.strip():
+            values[dest][key] = cell.strip()
+    problems = []
+    date = timezone.now()
+    if "date" not in values["date"]:
+        problems.append("date is empty")
+    else:
+        try:
+            date = parse_rfc3339(values["date"]["date"])
+        except ValueError as exc:
+            problems.append(f"date {values['date']['date']!r} is {exc}")
+    if not values["node"].get("wmktId"):
+        problems.append("wmktId is empty (Webmarketer needs it to find the advertiser node)")
+    user_data = values["user"]
+    if not user_data:
+        problems.append("no user column filled (email, phone or user.*)")
+    if "email" in user_data:
+        try:
+            validate_email(user_data["email"])
+        except ValidationError:
+            problems.append(f"email {user_data['email']!r} is not a valid email address")
+    if "phone" in user_data:
+        phone = user_data["phone"]
+        if not PHONE.match(phone) or sum(c.isdigit() for c in phone) < 6:
+            problems.append(f"phone {phone!r} is not a phone number")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return _Row(number, date, user_data, values["node"])
+
+
+def offline_interactions_import_csv(
+    *, connection: VendorConnection, file: str | Path | IO, user: Any = None
+) -> ImportReport:
+    """Check every row of a CSV file of offline interactions (module docstring: the header convention), then
+    send the valid ones; the report has one line per row. A bad header raises ValueError, nothing sent."""
+    text = _csv_text(file)
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    records = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    if not records:
+        raise ValueError("the CSV file is empty: it needs a header row (see the header convention)")
+    columns = _header(records[0])
+    name = Path(str(file if isinstance(file, str | Path) else getattr(file, "name", "") or "upload.csv")).name
+    reports: dict[int, RowReport] = {}
+    valid: list[_Row] = []
+    # Every row is checked before anything is sent, so staff see all the mistakes of the file at once.
+    for number, cells in enumerate(records[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        try:
+            valid.append(_row(number, columns, cells))
+        except ValueError as exc:
+            reports[number] = RowReport(number, "invalid", str(exc))
+    _session(connection)  # a misconfigured connection fails once, not once per row
+    for row in valid:
+        record = offline_interaction_send(
+            connection=connection,
+            date=row.date,
+            user_data=row.user_data,
+            node_data=row.node_data,
+            origin=f"{name} row {row.number}",
+        )
+        message = "" if record.status == OfflineInteraction.Status.SENT else record.answer
+        reports[row.number] = RowReport(row.number, record.status, message, record.pk)
+    report = ImportReport([reports[n] for n in sorted(reports)])
+    audit_record(
+        user=user,
+        action="offline_interactions.import",
+        target=connection,
+        details={"file": name, "rows": len(report.rows), "sent": report.sent, "failed": report.failed},
+    )
+    return report
