@@ -116,6 +116,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve from the app directories too, so the embedded run needs no collectstatic.
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
 
@@ -139,6 +141,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Beat: how often to sweep for due, retrying and stuck deliveries.
 HUB_SWEEP_SECONDS = env.float("HUB_SWEEP_SECONDS", default=5.0)
+# Beat: how often to mirror Webmarketer event types, and to pull Webmarketer's trashed events.
+HUB_EVENT_TYPES_SYNC_SECONDS = env.float("HUB_EVENT_TYPES_SYNC_SECONDS", default=600.0)
+HUB_TRASH_PULL_SECONDS = env.float("HUB_TRASH_PULL_SECONDS", default=300.0)
 # A delivery claimed longer ago than this is taken back from a worker that died.
 HUB_STUCK_AFTER_SECONDS = env.float("HUB_STUCK_AFTER_SECONDS", default=300.0)
 # Deliveries claimed per dispatch run, and requests in flight at once per connection.

@@ -158,8 +158,13 @@ def _send_all(session: VendorSession, events: list[OutgoingEvent]) -> list[Sent]
     covered = {k for r in requests for k in r.keys}
     sent: list[Sent] = []
     if missing := [k for k in keys if k not in covered]:
-        # A vendor module that cannot build a request for an event says so by leaving it out.
-        sent.append(Sent(tuple(missing), Result("failed", "the vendor module built no request for this event")))
+        # A vendor module that cannot build a request for an event says so by leaving it out, and says why.
+        reasons = session.vendor.refusals([by_key[k] for k in missing])
+        by_reason: dict[str, list[int]] = {}
+        for k in missing:
+            reason = "the vendor module built no request for this event"
+            by_reason.setdefault(f"not sent: {reasons[k]}" if reasons.get(k) else reason, []).append(k)
+        sent += [Sent(tuple(ks), Result("failed", reason)) for reason, ks in by_reason.items()]
     workers = max(1, min(settings.HUB_DISPATCH_CONCURRENCY, len(requests)))
     if workers == 1:
         return sent + [_send(session, r, by_key, token) for r in requests]

@@ -1,0 +1,139 @@
+"""Shared fixtures: the vendor sandbox and a Celery worker as real processes over loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, what: str, proc: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer at {url}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(tmp_path_factory) -> str:
+    """The vendor sandbox, a real HTTP server in its own process."""
+    port = _free_port()
+    state = tmp_path_factory.mktemp("sandbox") / "state.json"
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "run_sandbox", "--port", str(port), "--state", str(state)], cwd=ROOT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{url}/__sandbox__/health", "the sandbox", proc)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def sandbox(sandbox_url):
+    """A client of the sandbox, reset (faults off, nothing received) before each test."""
+    with httpx.Client(base_url=sandbox_url, timeout=10) as client:
+        client.post("/__sandbox__/reset").raise_for_status()
+        yield client
+        client.post("/__sandbox__/reset")
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker (2 processes) and beat, on the test database and the configured broker.
+
+    Beat runs as its own process, as in `make run`: beat embedded in a worker (-B) forks after connecting
+    and cannot publish over the SQLAlchemy broker."""
+    workdir = tmp_path_factory.mktemp("worker")
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "HUB_SWEEP_SECONDS": "0.5",
+        "HUB_STUCK_AFTER_SECONDS": "30",
+        "CONN_MAX_AGE": "0",
+    }
+    celery = [sys.executable, "-m", "celery", "-A", "project"]
+    log = open(workdir / "worker.log", "w")  # noqa: SIM115 (closed below)
+    worker = subprocess.Popen(
+        celery + ["worker", "-c", "2", "-l", "warning", "--purge", "-n", f"test-{os.getpid()}@%h"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    beat = subprocess.Popen(
+        celery + ["beat", "-l", "warning", "-s", str(workdir / "beat")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    time.sleep(1)
+    for proc in (worker, beat):
+        if proc.poll() is not None:
+            raise RuntimeError(f"Celery exited: {(workdir / 'worker.log').read_text()}")
+    try:
+        yield worker
+    finally:
+        _stop(beat)
+        _stop(worker)
+        log.close()
+        output = (workdir / "worker.log").read_text()
+        if "Traceback" in output:
+            print("Celery worker log:\n", output[-5000:])
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process, transactional_db):
+    """Use with tests whose data the worker must see (committed: transactional_db)."""
+    return celery_worker_process
+
+
+def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")

@@ -1,0 +1,70 @@
+"""Test data in one place."""
+
+from __future__ import annotations
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tracking.demo import EVENT_TYPES
+from tracking.models import EventType, Route, VendorConnection
+from tracking.services.ingest import source_create
+
+CONTACT_FORM = next(e for e in EVENT_TYPES if e["reference"] == "contact-form")
+PURCHASE = next(e for e in EVENT_TYPES if e["reference"] == "purchase")
+
+
+def service_account_make() -> dict[str, str]:
+    """A Webmarketer service account with a fresh RSA key (unknown to any sandbox)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "privateKey": pem,
+        "privateKeyId": "kid-1",
+        "clientId": "client-1",
+        "serviceAccountEmail": "hub@example.webmarketer.io",
+    }
+
+
+def event_type_make(spec: dict = CONTACT_FORM, **overrides) -> EventType:
+    fields = {k: v for k, v in spec.items() if k != "reference"}
+    return EventType.objects.create(reference=spec["reference"], **{**fields, **overrides})
+
+
+def webmarketer_connection_make(
+    *,
+    base_url="https://api.webmarketer.io/api/v1/",
+    auth_url="https://oauth.webmarketer.io/oidc/token",
+    service_account: dict | None = None,
+    **options,
+) -> VendorConnection:
+    return VendorConnection.objects.create(
+        kind="webmarketer",
+        name=options.pop("name", "wm"),
+        base_url=base_url,
+        auth_url=auth_url,
+        settings={"project_id": "my-project"},
+        secrets={"service_account": service_account or service_account_make()},
+        **options,
+    )
+
+
+def sandbox_connection_make(sandbox_url: str, **options) -> VendorConnection:
+    """A Webmarketer connection to the running sandbox, with a service account the sandbox issued."""
+    account = httpx.post(f"{sandbox_url}/__sandbox__/webmarketer/service-accounts").json()
+    return webmarketer_connection_make(
+        base_url=f"{sandbox_url}/webmarketer/api/v1/",
+        auth_url=f"{sandbox_url}/webmarketer/oidc/token",
+        service_account=account,
+        **options,
+    )
+
+
+def route_make(event_type: EventType, connection: VendorConnection, **options) -> Route:
+    return Route.objects.create(event_type=event_type, connection=connection, **options)
+
+
+def source_make(name: str = "website"):
+    return source_create(name=name)
