@@ -12,6 +12,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Start the vendor sandbox, seed the demo, then web + Celery worker + beat; Ctrl-C stops them all."
 
@@ -27,7 +31,8 @@ class Command(BaseCommand):
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         env = {**os.environ, "SANDBOX_URL": sandbox_url, "PYTHONUNBUFFERED": "1"}
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         try:
             self.start("sandbox", [python, "manage.py", "run_sandbox", "--port", str(sandbox_port)], env)
             self.wait_for(f"{sandbox_url}/__sandbox__/health", "the vendor sandbox")
@@ -84,7 +89,8 @@ class Command(BaseCommand):
             self.stop()
 
     def start(self, name: str, cmd: list[str], env: dict) -> None:
-        self.procs.append((name, subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)))
+        # Own session: a terminal Ctrl-C reaches this runner only, which stops the children in order.
+        self.procs.append((name, subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, start_new_session=True)))
 
     def wait_for(self, url: str, what: str, seconds: float = 30) -> None:
         deadline = time.monotonic() + seconds
