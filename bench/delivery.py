@@ -59,11 +59,13 @@ def main() -> None:
         connection = sandbox_connection_make(url)
         route_make(event_type_make(), connection)
         source, _ = source_make("bench")
-        body = lambda i: {
-            "eventType": "contact-form",
-            "nonce": f"b-{i}",  # noqa: E731
-            "data": {"email": f"p{i}@example.com", "first_name": "John", "message": "x" * 200},
-        }
+
+        def body(i: int) -> dict:
+            return {
+                "eventType": "contact-form",
+                "nonce": f"b-{i}",
+                "data": {"email": f"p{i}@example.com", "first_name": "John", "message": "x" * 200},
+            }
 
         # Baseline: one keep-alive client, the same body shape, straight to the sandbox.
         token = session_for(connection).token()
