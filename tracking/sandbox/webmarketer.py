@@ -168,7 +168,7 @@ class Sandbox:
             self.events[event_id] = {
                 "_id": event_id,
                 **body,
-                "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "sends": 1,
             }
             self.trash_if_invalid(self.events[event_id])

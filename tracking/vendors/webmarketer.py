@@ -27,6 +27,7 @@ from .base import (
     VendorRequest,
     classify_status,
     excerpt,
+    rfc3339,
     vendor_message,
 )
 
@@ -35,13 +36,6 @@ DEFAULT_AUDIENCE = "https://oauth.webmarketer.io/oidc/token"
 SERVICE_ACCOUNT_KEYS = ("privateKey", "privateKeyId", "clientId", "serviceAccountEmail")
 # Refresh a token this long before the vendor says it expires.
 TOKEN_MARGIN = timedelta(seconds=60)
-
-
-def rfc3339(value: datetime) -> str:
-    """UTC with a Z suffix; milliseconds only when the date has them."""
-    value = value.astimezone(UTC)
-    timespec = "milliseconds" if value.microsecond else "seconds"
-    return value.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def service_account(secrets: dict[str, Any]) -> dict[str, str]:
