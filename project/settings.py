@@ -79,6 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tracking.context_processors.console_nav",
             ],
         },
     },
@@ -119,7 +120,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve from the app directories too, so the embedded run needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "console:home"
+LOGOUT_REDIRECT_URL = "login"
 
 # The ingest API reads bodies itself and answers 413 past this size (1 MiB).
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=1024 * 1024)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.contrib.auth.models import Group, User
 
 from tracking.demo import EVENT_TYPES
 from tracking.models import EventType, Route, VendorConnection
@@ -68,3 +69,14 @@ def route_make(event_type: EventType, connection: VendorConnection, **options) -
 
 def source_make(name: str = "website"):
     return source_create(name=name)
+
+
+def user_make(role: str = "", *, username: str = "", password: str = "pw", **extra) -> User:
+    """A console user in one role group (Marketing, Sales, Auditor); "admin" makes a superuser."""
+    username = username or (role.lower() or "nobody")
+    if role == "admin":
+        return User.objects.create_superuser(username, f"{username}@example.com", password)
+    user = User.objects.create_user(username, f"{username}@example.com", password, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user

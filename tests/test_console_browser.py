@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from tests.factories import event_type_make, route_make, source_make, webmarketer_connection_make
+from tests.conftest import console_login
+from tests.factories import event_type_make, route_make, source_make, user_make, webmarketer_connection_make
 from tracking.models import Delivery
 from tracking.services.ingest import events_ingest
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium installed (see .ci/run)")
-        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
 
 
 def login(page, username, password):
@@ -106,3 +68,29 @@ def test_the_admin_replay_action_queues_a_new_generation(page, transactional_db)
         (0, result.event.nonce),
         (1, result.event.nonce),
     ]
+
+
+def test_marketing_filters_the_event_log_opens_an_event_and_replays_it(page, transactional_db):
+    user_make("Marketing", password="pw-m")
+    route_make(event_type_make(), webmarketer_connection_make())
+    source, _ = source_make()
+    items = [{"eventType": "contact-form", "data": {"email": f"p{i}@example.com", "message": "hi"}} for i in range(55)]
+    items.append({"eventType": "contact-form", "data": {"email": "broken", "message": "hi"}})
+    events_ingest(source=source, items=items)
+
+    console_login(page, "marketing", "pw-m")
+    expect(page).to_have_url("/events/")  # Marketing land on the event log
+    expect(page.locator("#event-rows tr:not(.more)")).to_have_count(50)
+    page.click("text=Load more")
+    expect(page.locator("#event-rows tr:not(.more)")).to_have_count(56)
+
+    page.select_option("select[name=status]", "invalid")
+    expect(page.locator("#event-rows tr")).to_have_count(1)
+    page.locator("#event-rows a").first.click()
+    expect(page.locator("text=Why it is invalid")).to_be_visible()
+
+    page.goto("/events/?q=p3@example.com")
+    page.locator("#event-rows a").first.click()
+    page.click("text=Replay to every connection")
+    expect(page.locator(".messages")).to_contain_text("1 deliveries queued again")
+    expect(page.locator("table.grid tbody tr[id^=delivery-]")).to_have_count(2)

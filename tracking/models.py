@@ -162,6 +162,11 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["event_type_ref", "-received_at", "-id"], name="event_type_log")]
+        permissions = [
+            ("view_leads", "Can see the lead board"),
+            ("change_leads", "Can change lead states and turnover"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type_ref} {self.uuid}"

@@ -4,21 +4,18 @@ import random
 
 import httpx
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tracking.demo import EVENT_TYPES, PEOPLE
 from tracking.models import EventType, Route, Source, VendorConnection
+from tracking.roles import roles_sync
 from tracking.services.connections import connection_test
 from tracking.services.ingest import events_ingest, source_create, source_rotate_token
 
-ROLES = {
-    # group: (username, permissions as (action, model) pairs; None = every permission of the app)
-    "Marketing": ("marketing", None),
-    "Sales": ("sales", [("view", "event"), ("view", "delivery"), ("view", "eventtype")]),
-    "Auditor": ("auditor", "view"),
-}
+# Demo user per role (tracking/roles.py): Sales work in the console only, the others may open the admin too.
+DEMO_USERS = {"Marketing": ("marketing", True), "Sales": ("sales", False), "Auditor": ("auditor", True)}
 DEMO_SOURCE = "demo-website"
 WEBMARKETER = "webmarketer-sandbox"
 
@@ -57,16 +54,11 @@ class Command(BaseCommand):
         admin.set_password("admin-demo")
         admin.save()
         logins.append(("admin", "admin-demo"))
-        for group_name, (username, perms) in ROLES.items():
-            group, _ = Group.objects.get_or_create(name=group_name)
-            qs = Permission.objects.filter(content_type__app_label="tracking")
-            if perms == "view":
-                qs = qs.filter(codename__startswith="view_")
-            elif perms is not None:
-                qs = qs.filter(codename__in=[f"{a}_{m}" for a, m in perms])
-            group.permissions.set(qs)
+        roles_sync()
+        for group_name, (username, staff) in DEMO_USERS.items():
+            group = Group.objects.get(name=group_name)
             user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.com"})
-            user.is_staff = True
+            user.is_staff = staff
             user.set_password(f"{username}-demo")
             user.save()
             user.groups.set([group])

@@ -1,0 +1,148 @@
+"""Event log and event detail pages: filters, keyset pages, replay, raw event, permissions."""
+
+from __future__ import annotations
+
+import pytest
+import respx
+from httpx import Response
+
+from tests.factories import event_type_make, route_make, source_make, user_make, webmarketer_connection_make
+from tracking.models import Delivery
+from tracking.services.ingest import events_ingest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def routed():
+    connection = webmarketer_connection_make()
+    route_make(event_type_make(), connection)
+    source, _ = source_make()
+    return connection, source
+
+
+def ingest(source, n: int):
+    items = [
+        {
+            "eventType": "contact-form",
+            "nonce": f"n-{i}",
+            "data": {"email": f"p{i}@example.com", "message": "hi"},
+        }
+        for i in range(n)
+    ]
+    return events_ingest(source=source, items=items)
+
+
+def test_anonymous_users_are_sent_to_the_login_page(client):
+    response = client.get("/events/")
+    assert response.status_code == 302 and response.url.startswith("/login/")
+
+
+def test_sales_users_cannot_open_the_event_log(client):
+    client.force_login(user_make("Sales"))
+    assert client.get("/events/").status_code == 403
+
+
+def test_the_event_log_pages_by_keyset_newest_first(client, routed):
+    _, source = routed
+    ingest(source, 55)
+    client.force_login(user_make("Auditor"))
+
+    first = client.get("/events/")
+    assert first.status_code == 200
+    assert len(first.context["page"].items) == 50
+    assert first.context["page"].items[0].nonce == "n-54"
+    cursor = first.context["page"].next_cursor
+    second = client.get("/events/", {"after": cursor}, headers={"HX-Request": "true"})
+    nonces = [e.nonce for e in second.context["page"].items]
+    assert len(nonces) == 5 and "n-0" in nonces and second.context["page"].next_cursor == ""
+    assert b"<html" not in second.content  # only rows, for the "Load more" swap
+
+
+def test_the_event_log_filters_by_status_and_text(client, routed):
+    _, source = routed
+    ingest(source, 3)
+    events_ingest(source=source, items=[{"eventType": "contact-form", "data": {"email": "nope", "message": "x"}}])
+    client.force_login(user_make("Marketing"))
+
+    invalid = client.get("/events/", {"status": "invalid"}).context["page"].items
+    assert [e.status for e in invalid] == ["invalid"]
+    found = client.get("/events/", {"q": "p1@example.com"}).context["page"].items
+    assert [e.nonce for e in found] == ["n-1"]
+
+
+def test_the_event_detail_shows_errors_deliveries_and_attempts(client, routed):
+    _, source = routed
+    (bad,) = events_ingest(source=source, items=[{"eventType": "contact-form", "data": {"email": "nope"}}])
+    client.force_login(user_make("Auditor"))
+
+    html = client.get(f"/events/{bad.event.uuid}/").content.decode()
+
+    assert "Why it is invalid" in html and "nope" in html
+    assert "invalid events are not sent" in html
+    assert "Replay" not in html  # auditors change nothing
+
+
+def test_marketing_replays_an_event_with_the_same_nonce(client, routed):
+    _, source = routed
+    (result,) = ingest(source, 1)
+    client.force_login(user_make("Marketing"))
+
+    response = client.post(f"/events/{result.event.uuid}/replay", follow=True)
+
+    assert "1 deliveries queued again" in response.content.decode()
+    assert list(Delivery.objects.order_by("generation").values_list("generation", "nonce")) == [(0, "n-0"), (1, "n-0")]
+
+
+def test_auditors_cannot_replay(client, routed):
+    _, source = routed
+    (result,) = ingest(source, 1)
+    client.force_login(user_make("Auditor"))
+    assert client.post(f"/events/{result.event.uuid}/replay").status_code == 403
+    assert Delivery.objects.count() == 1
+
+
+@respx.mock
+def test_the_raw_event_is_fetched_from_webmarketer_on_demand(client, routed):
+    connection, source = routed
+    ingest(source, 1)
+    delivery = Delivery.objects.get()
+    Delivery.objects.filter(pk=delivery.pk).update(status="delivered", vendor_ref="wm-7")
+    respx.post(connection.auth_url).mock(return_value=Response(200, json={"access_token": "t", "expires_in": 3600}))
+    raw = respx.get("https://api.webmarketer.io/api/v1/projects/my-project/events/wm-7").mock(
+        return_value=Response(
+            200, json={"_id": "wm-7", "eventType": "contact-form", "data": {"email": "p0@example.com"}}
+        )
+    )
+    client.force_login(user_make("Auditor"))
+
+    detail = client.get(f"/events/{delivery.event.uuid}/").content.decode()
+    assert f"/deliveries/{delivery.pk}/raw" in detail
+    html = client.get(f"/deliveries/{delivery.pk}/raw", headers={"HX-Request": "true"}).content.decode()
+
+    assert raw.called
+    assert "wm-7" in html and "p0@example.com" in html
+
+
+@respx.mock
+def test_a_raw_event_webmarketer_does_not_know_is_explained(client, routed):
+    connection, source = routed
+    ingest(source, 1)
+    delivery = Delivery.objects.get()
+    Delivery.objects.filter(pk=delivery.pk).update(status="delivered", vendor_ref="wm-404")
+    respx.post(connection.auth_url).mock(return_value=Response(200, json={"access_token": "t", "expires_in": 3600}))
+    respx.get(url__regex=r".*/events/wm-404$").mock(
+        return_value=Response(404, json={"statusCode": 404, "message": "Event not found"})
+    )
+    client.force_login(user_make("Auditor"))
+
+    html = client.get(f"/deliveries/{delivery.pk}/raw").content.decode()
+
+    assert "Could not read the event at Webmarketer" in html and "Event not found" in html
+
+
+def test_home_sends_each_role_to_its_first_page(client):
+    client.force_login(user_make("Auditor"))
+    assert client.get("/").url == "/events/"
+    client.force_login(user_make(username="nobody"))
+    assert client.get("/").status_code == 403

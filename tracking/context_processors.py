@@ -1,0 +1,24 @@
+"""The console's navigation: the pages the signed-in user may open."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+# (label, URL name, permission needed to open it)
+NAV = [
+    ("Events", "console:event-list", "tracking.view_event"),
+]
+
+
+def console_nav(request: HttpRequest) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"console_nav": []}
+    path = request.path
+    items = []
+    for label, name, perm in NAV:
+        if user.has_perm(perm):
+            url = reverse(name)
+            items.append({"label": label, "url": url, "active": path.startswith(url)})
+    return {"console_nav": items}

@@ -1,0 +1,32 @@
+"""What every console view shares: the typed HTMX request and the permission gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django_htmx.middleware import HtmxDetails
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+    user: AbstractBaseUser | AnonymousUser
+
+
+def permission_required(*perms: str) -> Callable:
+    """Log in first (redirect to the login page), then 403 without every permission named."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perms(perms):
+                raise PermissionDenied(f"needs {', '.join(perms)}")
+            return view(request, *args, **kwargs)
+
+        return login_required(wrapped)
+
+    return decorator

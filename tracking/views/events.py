@@ -1,0 +1,117 @@
+"""Event log, event detail (deliveries, attempts, replay), and the raw event as Webmarketer holds it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_GET, require_POST
+
+from ..context_processors import console_nav
+from ..models import Delivery, Event, EventType, VendorKind
+from ..selectors import events_filter, keyset_page
+from ..services import webmarketer
+from ..services.replay import event_replay
+from .base import HtmxHttpRequest, permission_required
+
+
+@require_GET
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    """The first page the user may open (Sales land on the lead board)."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    nav = console_nav(request)["console_nav"]
+    if nav:
+        return redirect(nav[0]["url"])
+    return render(request, "tracking/no_access.html", status=403)
+
+
+def _day(value: str, *, end: bool = False):
+    day = parse_date(value or "")
+    if day is None:
+        return None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start + timedelta(days=1) if end else start
+
+
+@require_GET
+@permission_required("tracking.view_event")
+def event_list(request: HtmxHttpRequest) -> HttpResponse:
+    params = request.GET
+    filters = {
+        "event_type": params.get("event_type", ""),
+        "status": params.get("status", ""),
+        "delivery_status": params.get("delivery_status", ""),
+        "since": _day(params.get("since", "")),
+        "until": _day(params.get("until", ""), end=True),
+        "q": params.get("q", ""),
+    }
+    page = keyset_page(events_filter(**filters), field="received_at", cursor=params.get("after", ""))
+    query = params.copy()
+    query.pop("after", None)
+    context = {
+        "page": page,
+        "query": query.urlencode(),
+        "params": params,
+        "event_types": EventType.objects.values_list("reference", flat=True),
+        "statuses": Event.Status.choices,
+        "delivery_statuses": Delivery.Status.choices,
+    }
+    # "Load more" and filter changes swap only the rows.
+    template = "tracking/events/_rows.html" if request.htmx and params.get("after") else "tracking/events/list.html"
+    if request.htmx and request.htmx.target == "event-table":
+        template = "tracking/events/_table.html"
+    return render(request, template, context)
+
+
+@require_GET
+@permission_required("tracking.view_event")
+def event_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
+    event = get_object_or_404(Event.objects.select_related("event_type", "source"), uuid=uuid)
+    deliveries = (
+        event.deliveries.select_related("connection")
+        .prefetch_related("attempt_set")
+        .order_by("connection__name", "generation")
+    )
+    return render(
+        request,
+        "tracking/events/detail.html",
+        {
+            "event": event,
+            "data_json": json.dumps(event.data, indent=2, ensure_ascii=False),
+            "deliveries": deliveries,
+            "webmarketer": VendorKind.WEBMARKETER,
+            "trashed": event.trashed.select_related("connection"),
+        },
+    )
+
+
+@require_POST
+@permission_required("tracking.change_event")
+def event_replay_view(request: HtmxHttpRequest, uuid) -> HttpResponse:
+    event = get_object_or_404(Event, uuid=uuid)
+    try:
+        created = event_replay(event=event, user=request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Replayed: {len(created)} deliveries queued again (same nonce).")
+    return redirect(reverse("console:event-detail", args=[event.uuid]))
+
+
+@require_GET
+@permission_required("tracking.view_event")
+def raw_event(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Fetched on demand: GET projects/{projectId}/events/{id} with the id Webmarketer gave the delivery."""
+    delivery = get_object_or_404(Delivery.objects.select_related("connection"), pk=pk)
+    context: dict = {"delivery": delivery}
+    try:
+        context["raw"] = json.dumps(webmarketer.raw_event_fetch(delivery=delivery), indent=2, ensure_ascii=False)
+    except (webmarketer.AnswerError, ValueError) as exc:
+        context["error"] = str(exc)
+    return render(request, "tracking/events/_raw.html", context)
