@@ -365,3 +365,103 @@ class OfflineInteraction(models.Model):
 
     def __str__(self) -> str:
         return f"offline {self.date:%Y-%m-%d} → {self.connection.name} [{self.status}]"
+
+
+# -- Leads: state and statistic changes of events, each delivered to Webmarketer ---------------------------
+class LeadChange(models.Model):
+    """One change a person made to a lead (an event whose type declares states): a state set to 0 or 1, or a
+    statistic (e.g. turnover) set to an amount, at a business date. The history is the truth: a lead's
+    current value per storageKey is its latest change."""
+
+    class Kind(models.TextChoices):
+        STATE = "state", "State"
+        STATISTIC = "statistic", "Statistic"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="lead_changes")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    storage_key = models.CharField(max_length=100)
+    value = models.DecimalField(max_digits=14, decimal_places=2, help_text="0 or 1 for a state; an amount.")
+    date = models.DateTimeField(help_text="When it happened (sent to Webmarketer as the update's date).")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["event", "kind", "storage_key", "-id"], name="lead_change_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.storage_key}={self.value} on {self.event}"
+
+
+class LeadDelivery(models.Model):
+    """A lead change owed to one Webmarketer connection the event went to. It waits for the event's vendor
+    id, then goes like an event delivery (same retry rules). Changes of one lane (event, connection, kind,
+    storageKey) go in the order they were made: one in flight at a time, and an older change never goes
+    after a newer one (it is superseded: Webmarketer keeps the latest value with its date)."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting for the event's Webmarketer id"
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        RETRYING = "retrying", "Retrying"
+        FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Superseded by a newer change"
+
+    DUE_STATUSES = (Status.PENDING, Status.RETRYING)
+
+    change = models.ForeignKey(LeadChange, on_delete=models.CASCADE, related_name="deliveries")
+    connection = models.ForeignKey(VendorConnection, on_delete=models.CASCADE, related_name="lead_deliveries")
+    # The lane, copied from the change so that the database itself keeps one change in flight per lane.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=LeadChange.Kind.choices)
+    storage_key = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts since it was last queued.")
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(
+        default=timezone.now, help_text="When it became sendable (or was retried): the give-up window starts here."
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    vendor_ref = models.CharField(max_length=200, blank=True, help_text="The Webmarketer event id it updates.")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "lead deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["change", "connection"], name="lead_delivery_unique"),
+            models.UniqueConstraint(
+                fields=["event", "connection", "kind", "storage_key"],
+                condition=models.Q(status="sending"),
+                name="lead_delivery_one_in_flight",
+            ),
+        ]
+        indexes = [models.Index(fields=["connection", "status", "next_attempt_at"], name="lead_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.change} → {self.connection.name} [{self.status}]"
+
+
+class LeadAttempt(models.Model):
+    """One HTTP exchange with Webmarketer for one lead delivery, secrets redacted (the columns of Attempt)."""
+
+    delivery = models.ForeignKey(LeadDelivery, on_delete=models.CASCADE, related_name="attempt_set")
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    method = models.CharField(max_length=10)
+    url = models.TextField()
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    outcome = models.CharField(max_length=10, choices=Attempt.Outcome.choices)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.response_status or self.error}"

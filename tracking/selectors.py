@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from .models import Event
+from .models import Event, EventType, LeadChange, LeadDelivery
 
 
 @dataclass
@@ -73,3 +73,150 @@ def events_filter(
             match |= Q(uuid=uuid.UUID(q))
         events = events.filter(match)
     return events
+
+
+# -- the lead board ------------------------------------------------------------------------------------------
+# Data keys the board's text search looks in (the contact fields of the demo and Webmarketer's samples).
+LEAD_CONTACT_KEYS = ("email", "phone", "first_name", "last_name")
+
+
+def lead_event_types() -> list[EventType]:
+    """Event types whose fields declare states: their valid events are leads."""
+    return [t for t in EventType.objects.all() if t.states]
+
+
+def leads_filter(
+    *,
+    event_type: str = "",
+    state: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: str = "",
+) -> QuerySet[Event]:
+    """Leads filtered: by type, current state ("qualified", "not:qualified", or "failed" for a lead with an
+    update Webmarketer refused), received window, and words all found in its contact fields."""
+    leads = Event.objects.filter(
+        status=Event.Status.OK, event_type__in=[t.pk for t in lead_event_types()]
+    ).select_related("event_type")
+    if event_type:
+        leads = leads.filter(event_type_ref=event_type)
+    if since:
+        leads = leads.filter(received_at__gte=since)
+    if until:
+        leads = leads.filter(received_at__lt=until)
+    if state == "failed":
+        leads = leads.filter(Exists(LeadDelivery.objects.filter(event=OuterRef("pk"), status="failed")))
+    elif state:
+        key = state.removeprefix("not:")
+        latest = LeadChange.objects.filter(event=OuterRef("pk"), kind="state", storage_key=key).order_by("-id")
+        leads = leads.annotate(state_value=Subquery(latest.values("value")[:1]))
+        if state.startswith("not:"):  # never set counts as not set
+            leads = leads.filter(Q(state_value__isnull=True) | ~Q(state_value=1))
+        else:
+            leads = leads.filter(state_value=1)
+    for word in q.split():
+        match = Q()
+        for key in LEAD_CONTACT_KEYS:
+            match |= Q(**{f"data__{key}__icontains": word})
+        leads = leads.filter(match)
+    return leads
+
+
+def _data_key(event: Event, field_type: str, default: str) -> str:
+    """Where the event's data holds its field of this type (its ingestion key), else the usual name."""
+    fields = event.event_type.fields if event.event_type else []
+    found = next((f for f in fields if f.get("type") == field_type), None)
+    return (found.get("ingestionKey") or found.get("storageKey") or default) if found else default
+
+
+def lead_currency(event: Event) -> str:
+    """The currency of the event's amounts: its currency field's value, else a `currency` key, else ""."""
+    value = event.data.get(_data_key(event, "currency", "currency"))
+    return value if isinstance(value, str) else ""
+
+
+def delivery_summary(change: LeadChange) -> str:
+    """One word for where a change stands at Webmarketer: local (no Webmarketer connection), failed,
+    pending, waiting, delivered or superseded."""
+    statuses = {d.status for d in change.deliveries.all()}
+    if not statuses:
+        return "local"
+    for status in ("failed", "retrying", "sending", "pending", "waiting"):
+        if status in statuses:
+            return "pending" if status in ("retrying", "sending") else status
+    return "delivered" if "delivered" in statuses else "superseded"
+
+
+@dataclass
+class LeadValue:
+    """A state or statistic of a lead: its latest change (None: never set) and where that change stands."""
+
+    key: str
+    label: str
+    change: LeadChange | None = None
+    typed: str = ""  # an amount typed but refused, shown again
+
+    @property
+    def on(self) -> bool:
+        return bool(self.change and self.change.value == 1)
+
+    @property
+    def status(self) -> str:
+        return delivery_summary(self.change) if self.change else ""
+
+
+@dataclass
+class LeadRow:
+    """What the board shows of one lead."""
+
+    event: Event
+    name: str
+    email: str
+    phone: str
+    currency: str
+    states: list[LeadValue]
+    statistics: list[LeadValue]
+    failures: list[Any]  # failed LeadDeliveries, with their change
+    history: list[LeadChange] | None = None  # newest first, when asked for
+
+
+def lead_rows(events: list[Event], *, history: bool = False) -> list[LeadRow]:
+    """Board rows for these events: contact, current states and statistics (latest change per key), failed
+    updates; with the full timeline (deliveries and attempts) when `history`."""
+    changes = LeadChange.objects.filter(event__in=events).select_related("user").order_by("id")
+    deliveries = LeadDelivery.objects.select_related("connection").order_by("connection__name")
+    if history:
+        deliveries = deliveries.prefetch_related("attempt_set")
+    changes = changes.prefetch_related(Prefetch("deliveries", queryset=deliveries))
+    by_event: dict[int, list[LeadChange]] = {}
+    for change in changes:
+        by_event.setdefault(change.event_id, []).append(change)
+    rows = []
+    for event in events:
+        own = by_event.get(event.pk, [])
+        latest = {(c.kind, c.storage_key): c for c in own}  # ordered by id: the last one wins
+        fields = event.event_type.fields if event.event_type else []
+
+        def values(entity: str, fields=fields, latest=latest) -> list[LeadValue]:
+            return [
+                LeadValue(f["storageKey"], f.get("label") or f["storageKey"], latest.get((entity, f["storageKey"])))
+                for f in fields
+                if f.get("entity") == entity
+            ]
+
+        data = event.data
+        first, last = data.get("first_name"), data.get("last_name")
+        rows.append(
+            LeadRow(
+                event=event,
+                name=" ".join(str(p) for p in (first, last) if p),
+                email=str(data.get(_data_key(event, "email", "email")) or ""),
+                phone=str(data.get(_data_key(event, "phone", "phone")) or ""),
+                currency=lead_currency(event),
+                states=values("state"),
+                statistics=values("statistic"),
+                failures=[d for c in own for d in c.deliveries.all() if d.status == "failed"],
+                history=list(reversed(own)) if history else None,
+            )
+        )
+    return rows

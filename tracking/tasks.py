@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from .services import delivery
+from .services import delivery, leads
 
 
 @shared_task(
@@ -26,7 +26,23 @@ def dispatch_connection(connection_id: int) -> int:
 
 @shared_task(name="tracking.sweep", acks_late=True, autoretry_for=(OperationalError,), max_retries=3)
 def sweep() -> dict[str, int]:
-    return delivery.deliveries_sweep()
+    return {**delivery.deliveries_sweep(), **leads.lead_changes_sweep()}
+
+
+@shared_task(
+    name="tracking.dispatch_lead_changes",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    max_retries=10,
+)
+def dispatch_lead_changes(connection_id: int) -> int:
+    claimed = leads.lead_changes_dispatch(connection_id=connection_id)
+    if claimed:
+        # More may be due (e.g. the next change of a lane that had one in flight): go again.
+        dispatch_lead_changes.delay(connection_id)
+    return claimed
 
 
 def _webmarketer_ids() -> list[int]:

@@ -1,6 +1,6 @@
 """Webmarketer in the sandbox: service accounts, the JWT-bearer token endpoint, create-event, event types
 (list with filters, get, create; update and delete as sandbox conveniences), the trash (events that break
-their event type), raw events and offline interactions.
+their event type), raw events, offline interactions, and state / statistic updates (history kept per event).
 
 Mounted at /webmarketer: API base /webmarketer/api/v1/, token endpoint /webmarketer/oidc/token.
 Reference: seeds/webmarketer-api-1.0.0.txt; VENDORS.md for the auth flow.
@@ -31,6 +31,8 @@ AUDIENCE = "https://oauth.webmarketer.io/oidc/token"
 PROJECT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 TOKEN_LIFETIME = 3600
 PROJECT = "/webmarketer/api/v1/projects/{project_id}"
+# Reference: webmarketer-api-1.0.0.txt "Update an event state", Troubleshooting.
+STORAGE_KEY_MISSING = "No storageKey matching field in this eventType"
 
 
 class Sandbox:
@@ -46,6 +48,12 @@ class Sandbox:
         self.event_types: dict[str, dict[str, dict[str, Any]]] = {}  # projectId → reference → event type
         self.trash: list[dict[str, Any]] = []
         self.offline_interactions: list[dict[str, Any]] = []
+        # States and statistics, kept beside the events (the raw event stays as it was sent): the storage keys
+        # the event's type declared when the event arrived (None: the sandbox did not know the type), the
+        # current value per key, and every update in the order received.
+        self.lead_keys: dict[str, dict[str, set[str]] | None] = {}
+        self.lead_values: dict[str, dict[str, dict[str, Any]]] = {}
+        self.lead_history: dict[str, list[dict[str, Any]]] = {}
 
     @property
     def accounts(self) -> dict[str, dict[str, str]]:
@@ -62,6 +70,10 @@ class Sandbox:
             Route(f"{PROJECT}/event-types/{{reference}}", self.event_type_one, methods=["GET", "PATCH", "DELETE"]),
             Route(f"{PROJECT}/events/trashed", self.trash_list),
             Route(f"{PROJECT}/events/{{event_id}}", self.raw_event),
+            Route(f"{PROJECT}/events/{{event_id}}/states/{{storage_key}}", self.state_update, methods=["PATCH"]),
+            Route(
+                f"{PROJECT}/events/{{event_id}}/statistics/{{storage_key}}", self.statistic_update, methods=["PATCH"]
+            ),
             Route(f"{PROJECT}/interactions/offline", self.offline_interaction_create, methods=["POST"]),
         ]
 
@@ -94,7 +106,16 @@ class Sandbox:
         return JSONResponse(account, status_code=201)
 
     async def inspect_events(self, request: Request) -> Response:
-        events = list(self.events.values())
+        """What was received: each event with its current states and statistics and its update history."""
+        events = [
+            {
+                **event,
+                "states": self.lead_values.get(event_id, {}).get("state", {}),
+                "statistics": self.lead_values.get(event_id, {}).get("statistic", {}),
+                "updates": self.lead_history.get(event_id, []),
+            }
+            for event_id, event in self.events.items()
+        ]
         return JSONResponse({"count": len(events), "token_requests": self.token_requests, "data": events})
 
     async def tokens_revoke(self, request: Request) -> Response:
@@ -172,6 +193,7 @@ class Sandbox:
                 "sends": 1,
             }
             self.trash_if_invalid(self.events[event_id])
+            self.lead_keys[event_id] = self.lead_keys_of(body["projectId"], body["eventType"])
         else:
             self.events[event_id]["sends"] += 1
         self.state.record(NAME, request, body, 200)
@@ -331,6 +353,70 @@ class Sandbox:
         if event is None or event["projectId"] != project:
             return json_error(404, "Event not found", error="Not Found")
         return JSONResponse({k: v for k, v in event.items() if k != "sends"})
+
+    # -- states and statistics -------------------------------------------------------------------------------
+    def lead_keys_of(self, project: str, reference: str) -> dict[str, set[str]] | None:
+        """The state and statistic storage keys of an event type now (kept with each event as it arrives)."""
+        event_type = self.event_types.get(project, {}).get(reference)
+        if event_type is None:
+            return None
+        keys: dict[str, set[str]] = {"state": set(), "statistic": set()}
+        for item in event_type["fields"]:
+            if item.get("entity") in keys:
+                keys[item["entity"]].add(item["storageKey"])
+        return keys
+
+    async def state_update(self, request: Request) -> Response:
+        return await self._lead_update(request, "state")
+
+    async def statistic_update(self, request: Request) -> Response:
+        return await self._lead_update(request, "statistic")
+
+    async def _lead_update(self, request: Request, kind: str) -> Response:
+        """PATCH …/events/{id}/states|statistics/{storageKey} {value, date?}: 404 with the documented message
+        for a key the event's type did not declare when the event arrived (a sandbox that never saw the
+        type takes any key)."""
+        project, refusal = await self._guard(request)
+        if refusal is not None:
+            return refusal
+        event_id, storage_key = request.path_params["event_id"], request.path_params["storage_key"]
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        status, answer = self._lead_answer(project, event_id, storage_key, kind, body)
+        self.state.record(NAME, request, body, status)
+        return JSONResponse(answer, status_code=status)
+
+    def _lead_answer(
+        self, project: str, event_id: str, storage_key: str, kind: str, body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        event = self.events.get(event_id)
+        if event is None or event["projectId"] != project:
+            return 404, {"statusCode": 404, "message": "Event not found", "error": "Not Found"}
+        if not isinstance(body, dict):
+            return 400, {"statusCode": 400, "message": "body must be an object", "error": "Bad Request"}
+        value = body.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return 400, {"statusCode": 400, "message": "value must be a number", "error": "Bad Request"}
+        if kind == "state" and value not in (0, 1):
+            return 400, {"statusCode": 400, "message": "value must be 0 or 1", "error": "Bad Request"}
+        date = body.get("date")
+        if date is not None:
+            try:
+                datetime.fromisoformat(date)
+            except (TypeError, ValueError):
+                message = "date must be a valid ISO 8601 date string"
+                return 400, {"statusCode": 400, "message": message, "error": "Bad Request"}
+        keys = self.lead_keys.get(event_id)
+        if keys is not None and storage_key not in keys[kind]:
+            return 404, {"statusCode": 404, "message": STORAGE_KEY_MISSING, "error": "Not Found"}
+        now = _now()
+        update = {"kind": kind, "storageKey": storage_key, "value": value, "date": date, "receivedAt": now}
+        self.lead_history.setdefault(event_id, []).append(update)
+        values = self.lead_values.setdefault(event_id, {"state": {}, "statistic": {}})
+        values[kind][storage_key] = {"value": value, "date": date or now, "updatedAt": now}
+        return 200, {"_id": event_id, "storageKey": storage_key, **values[kind][storage_key]}
 
     async def offline_interaction_create(self, request: Request) -> Response:
         """Synchronous: 400 with the reason when the interaction cannot be taken, 201 otherwise."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..models import Attempt, Delivery, VendorConnection
+from ..models import Attempt, Delivery, VendorConnection, VendorKind
 from ..vendors import vendor_class
 from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, redact
 from ..vendors.http import Exchange, TokenError, VendorSession
@@ -121,29 +122,42 @@ class Sent:
     exchanges: list[tuple[Exchange, Result]] = field(default_factory=list)
 
 
-def _send(session: VendorSession, request: VendorRequest, events: dict[int, OutgoingEvent], token: str | None) -> Sent:
-    """Send one request; on a 401 take a fresh token and send once more. Runs in a worker thread: no ORM."""
-    vendor = session.vendor
+def exchange_send(
+    session: VendorSession,
+    request: VendorRequest,
+    token: str | None,
+    rebuild: Callable[[str | None], VendorRequest],
+    classify: Callable[[VendorRequest, httpx.Response], Result] | None = None,
+) -> tuple[Result, list[tuple[Exchange, Result]]]:
+    """Send one request; on a 401 take a fresh token and send it once more, rebuilt with that token.
+    Returns the final result and every exchange with its own result. No ORM: runs in worker threads."""
+    classify = classify or session.vendor.classify
     exchanges: list[tuple[Exchange, Result]] = []
     for refreshed in (False, True):
         exchange = session.send(request)
-        if exchange.response is None:
-            result = Result("retry", exchange.error)
-        else:
-            result = vendor.classify(request, exchange.response)
+        result = Result("retry", exchange.error) if exchange.response is None else classify(request, exchange.response)
         exchanges.append((exchange, result))
         if not result.auth_expired or refreshed:
-            return Sent(request.keys, result, exchanges)
+            return result, exchanges
         try:
             token = session.token(stale=token)
         except TokenError as exc:
             failed = Result("retry", f"authentication failed: {exc}")
             if exc.exchange:
                 exchanges.append((exc.exchange, failed))
-            return Sent(request.keys, failed, exchanges)
-        # The same events again, signed with the new token: one request, as before.
-        request = vendor.build([events[k] for k in request.keys], token)[0]
+            return failed, exchanges
+        request = rebuild(token)
     raise AssertionError("unreachable")
+
+
+def _send(session: VendorSession, request: VendorRequest, events: dict[int, OutgoingEvent], token: str | None) -> Sent:
+    """Send one request of events (401: once more with a fresh token). Runs in a worker thread: no ORM."""
+    vendor = session.vendor
+    # The same events again, signed with the new token: one request, as before.
+    result, exchanges = exchange_send(
+        session, request, token, lambda fresh: vendor.build([events[k] for k in request.keys], fresh)[0]
+    )
+    return Sent(request.keys, result, exchanges)
 
 
 def _send_all(session: VendorSession, events: list[OutgoingEvent]) -> list[Sent]:
@@ -180,20 +194,24 @@ def backoff_seconds(*, attempt: int, base: float, cap: float, retry_after: float
     return max(delay, retry_after or 0.0)
 
 
-def _attempt(delivery_id: int, exchange: Exchange, result: Result) -> Attempt:
+def attempt_fields(exchange: Exchange, result: Result) -> dict:
+    """The recorded columns of one exchange (Attempt, LeadAttempt): secrets redacted, answer excerpted."""
     request, response = exchange.request, exchange.response
-    return Attempt(
-        delivery_id=delivery_id,
-        started_at=exchange.started_at,
-        duration_ms=exchange.duration_ms,
-        method=request.method,
-        url=request.recorded_url(),
-        request_body=request.recorded_body(),
-        response_status=response.status_code if response is not None else None,
-        response_body=_redacted_excerpt(response, request) if response is not None else "",
-        outcome=Attempt.Outcome.RETRY if result.outcome == "retry" else result.outcome,
-        error=result.error,
-    )
+    return {
+        "started_at": exchange.started_at,
+        "duration_ms": exchange.duration_ms,
+        "method": request.method,
+        "url": request.recorded_url(),
+        "request_body": request.recorded_body(),
+        "response_status": response.status_code if response is not None else None,
+        "response_body": _redacted_excerpt(response, request) if response is not None else "",
+        "outcome": Attempt.Outcome.RETRY if result.outcome == "retry" else result.outcome,
+        "error": result.error,
+    }
+
+
+def _attempt(delivery_id: int, exchange: Exchange, result: Result) -> Attempt:
+    return Attempt(delivery_id=delivery_id, **attempt_fields(exchange, result))
 
 
 def _redacted_excerpt(response: httpx.Response, request: VendorRequest) -> str:
@@ -216,11 +234,22 @@ def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: 
                 Delivery.objects.filter(pk=key, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at).update(
                     attempts=F("attempts") + n_attempts,
                     claimed_at=None,
-                    **_next_state(connection, delivery, item.result, n_attempts, now),
+                    **next_state(
+                        connection,
+                        attempts=delivery.attempts,
+                        created_at=delivery.created_at,
+                        result=item.result,
+                        n=n_attempts,
+                        now=now,
+                    ),
                 )
 
 
-def _next_state(connection: VendorConnection, delivery: Delivery, result: Result, n: int, now: datetime) -> dict:
+def next_state(
+    connection: VendorConnection, *, attempts: int, created_at: datetime, result: Result, n: int, now: datetime
+) -> dict:
+    """The fields that move a delivery (of an event or of a lead change) after `n` more attempts: delivered,
+    failed, or retrying after a backoff; failed once the connection's give-up window since `created_at` is over."""
     if result.outcome == "delivered":
         fields = {"status": Delivery.Status.DELIVERED, "delivered_at": now, "last_error": ""}
         if result.vendor_ref:
@@ -228,14 +257,14 @@ def _next_state(connection: VendorConnection, delivery: Delivery, result: Result
         return fields
     if result.outcome == "failed":
         return {"status": Delivery.Status.FAILED, "last_error": result.error}
-    attempt = delivery.attempts + n
+    attempt = attempts + n
     delay = backoff_seconds(
         attempt=attempt,
         base=connection.retry_base_seconds,
         cap=connection.retry_max_seconds,
         retry_after=result.retry_after,
     )
-    give_up_at = delivery.created_at + timedelta(seconds=connection.give_up_after_seconds)
+    give_up_at = created_at + timedelta(seconds=connection.give_up_after_seconds)
     if now + timedelta(seconds=delay) > give_up_at:
         return {"status": Delivery.Status.FAILED, "last_error": f"gave up after {attempt} attempts: {result.error}"}
     return {
@@ -245,7 +274,7 @@ def _next_state(connection: VendorConnection, delivery: Delivery, result: Result
     }
 
 
-def _circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
+def circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
     """Open the circuit after CIRCUIT_THRESHOLD transient failures in a row; close it on any success."""
     outcomes = [s.result.outcome for s in sent]
     conn = VendorConnection.objects.filter(pk=connection.pk)
@@ -279,7 +308,14 @@ def connection_dispatch(*, connection_id: int) -> int:
     else:
         sent = _send_all(session, events)
     _apply(connection, deliveries, sent)
-    _circuit_update(connection, sent)
+    circuit_update(connection, sent)
+    if connection.kind == VendorKind.WEBMARKETER:
+        # Lead changes made before these events reached Webmarketer were waiting for their ids.
+        delivered = [deliveries[k].event_id for s in sent if s.result.vendor_ref for k in s.keys]
+        if delivered:
+            from .leads import lead_changes_release
+
+            lead_changes_release(connection_id=connection.pk, event_ids=delivered)
     return len(deliveries)
 
 

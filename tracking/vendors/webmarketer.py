@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -276,8 +277,27 @@ class Webmarketer(Vendor):
         path = self._path(self.settings.get("insights_path") or DEFAULT_INSIGHTS_PATH)
         return self._request("POST", path, token, json=body)
 
+    # Reference: webmarketer-api-1.0.0.txt "Update an event state".
+    def state_update_request(
+        self, token: str | None, *, event_id: str, storage_key: str, value: Any, date: datetime | None = None
+    ) -> VendorRequest:
+        """PATCH projects/{projectId}/events/{id}/states/{storageKey} with {value: 0|1, date?}."""
+        path = self._path(EVENTS_PATH, event_id, "states", storage_key)
+        return self._request("PATCH", path, token, json=update_body(value, date, state=True))
+
+    # Reference: webmarketer-api-1.0.0.txt "Update an event statistic".
+    def statistic_update_request(
+        self, token: str | None, *, event_id: str, storage_key: str, value: Any, date: datetime | None = None
+    ) -> VendorRequest:
+        """PATCH projects/{projectId}/events/{id}/statistics/{storageKey} with {value, date?}.
+
+        The docs name the field `value`; the PHP SDK sends `rawValue`: the document wins (VENDORS.md)."""
+        path = self._path(EVENTS_PATH, event_id, "statistics", storage_key)
+        return self._request("PATCH", path, token, json=update_body(value, date, state=False))
+
 
 EVENT_TYPES_PATH = "projects/{projectId}/event-types"
+EVENTS_PATH = "projects/{projectId}/events"
 # VENDORS.md: no public path found for these two; a connection setting overrides each.
 DEFAULT_TRASH_PATH = "projects/{projectId}/events/trashed"
 DEFAULT_INSIGHTS_PATH = "projects/{projectId}/events/insights"
@@ -557,3 +577,61 @@ def trash_error_explain(error: Any) -> str:
     if kind == "invalid-field":
         return f"{name}: {_shown(value)} is not {words or 'a valid value'}"
     return f"{name}: {kind or 'error'} (value {_shown(value)})"
+
+
+# -- state and statistic updates ------------------------------------------------------------------------------
+# Reference: webmarketer-api-1.0.0.txt "Update an event state" / "Update an event statistic", Troubleshooting.
+STORAGE_KEY_MISSING = "No storageKey matching field in this eventType"
+
+
+def rfc3339_ms(value: datetime) -> str:
+    """UTC with milliseconds and a Z, as in the docs' update samples ("2023-05-04T12:00:00.000Z")."""
+    if value.tzinfo is None:
+        raise ValueError("an update date needs a timezone (a naive date would be read as UTC by Webmarketer)")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def update_value(value: Any, *, state: bool) -> int | float:
+    """The number an update sends: a state is 0 or 1; a statistic any finite number, an integral one as an
+    integer (the docs' sample sends 4000)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError(f"an update value must be a number, got {type(value).__name__}")
+    number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        raise ValueError("an update value must be a finite number")
+    if state and number not in (0, 1):
+        raise ValueError(f"a state value is 0 or 1, got {value}")
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def update_body(value: Any, date: datetime | None, *, state: bool) -> dict[str, Any]:
+    """The body of a state or statistic update: {value, date?} (date left out when not relevant)."""
+    body: dict[str, Any] = {"value": update_value(value, state=state)}
+    if date is not None:
+        body["date"] = rfc3339_ms(date)
+    return body
+
+
+def update_404_explain(message: str, *, kind: str, storage_key: str) -> str:
+    """A 404 to an update in words, for staff who never read the docs' Troubleshooting section."""
+    if STORAGE_KEY_MISSING.lower() in message.lower():
+        return (
+            f'Webmarketer has no {kind} "{storage_key}" on this event\'s type: either the key is misspelt, or the '
+            f"{kind} was added to the event type after this event was created (Webmarketer's team can add it to "
+            "past events on request)."
+        )
+    return (
+        "Webmarketer does not know this event in the project: it may have been trashed as invalid (see the trash "
+        "inbox) or sent to another project."
+    )
+
+
+def classify_update(response: httpx.Response, *, kind: str, storage_key: str) -> Result:
+    """An update's answer: 2xx applied (the docs show no success body, so none is read); a 404 failed with
+    Webmarketer's message verbatim and what it means; the rest by the usual rules (401 refresh once, 429
+    and 5xx retry with Retry-After)."""
+    result = classify_status(response)
+    if response.status_code == 404:
+        explained = update_404_explain(vendor_message(response), kind=kind, storage_key=storage_key)
+        return Result("failed", f"{result.error} — {explained}")
+    return result

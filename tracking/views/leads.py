@@ -1,0 +1,167 @@
+"""The lead board: leads newest first with filters, their states and turnover, changes made in place (HTMX),
+and each lead's history of changes with where each one stands at Webmarketer (retry when it failed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from ..models import Event, LeadChange
+from ..selectors import keyset_page, lead_event_types, lead_rows, leads_filter
+from ..services.leads import LeadChangeError, is_lead, lead_change_record, lead_change_retry
+from .base import HtmxHttpRequest, permission_required
+from .events import _day
+
+
+def _lead(uuid) -> Event:
+    event = get_object_or_404(Event.objects.select_related("event_type"), uuid=uuid)
+    if not is_lead(event):
+        raise Http404("This event is not a lead: its type declares no state.")
+    return event
+
+
+def _state_choices() -> list[tuple[str, str]]:
+    """The board's state filter: each state key declared by a lead type, set or not, and failed updates."""
+    keys: dict[str, str] = {}
+    for event_type in lead_event_types():
+        for field in event_type.states:
+            keys.setdefault(field["storageKey"], field.get("label") or field["storageKey"])
+    choices = []
+    for key, label in keys.items():
+        choices += [(key, label), (f"not:{key}", f"not {label}")]
+    return choices + [("failed", "an update failed")]
+
+
+@require_GET
+@permission_required("tracking.view_leads")
+def lead_list(request: HtmxHttpRequest) -> HttpResponse:
+    params = request.GET
+    filters = {
+        "event_type": params.get("event_type", ""),
+        "state": params.get("state", ""),
+        "since": _day(params.get("since", "")),
+        "until": _day(params.get("until", ""), end=True),
+        "q": params.get("q", ""),
+    }
+    page = keyset_page(leads_filter(**filters), field="received_at", cursor=params.get("after", ""))
+    query = params.copy()
+    query.pop("after", None)
+    context = {
+        "rows": lead_rows(page.items),
+        "page": page,
+        "query": query.urlencode(),
+        "params": params,
+        "event_types": [t.reference for t in lead_event_types()],
+        "state_choices": _state_choices(),
+    }
+    # "Load more" and filter changes swap only the rows.
+    template = "tracking/leads/_rows.html" if request.htmx and params.get("after") else "tracking/leads/list.html"
+    if request.htmx and request.htmx.target == "lead-table":
+        template = "tracking/leads/_table.html"
+    return render(request, template, context)
+
+
+def _lead_response(
+    request: HtmxHttpRequest, event: Event, *, history: bool, status: int = 200, **extra: Any
+) -> HttpResponse:
+    """One lead: its board rows (an HTMX swap of the lead's <tbody>), or the lead's own page."""
+    (row,) = lead_rows([event], history=history)
+    posted = extra.pop("posted", None)
+    if posted is not None:
+        # Keep what was typed, next to the error that says what to fix.
+        for value in row.statistics:
+            value.typed = posted.get(f"amount-{value.key}", "")
+        extra["typed_date"] = posted.get("date", "")
+    context = {"row": row, "show_history": history, **extra}
+    template = "tracking/leads/_lead.html" if request.htmx else "tracking/leads/detail.html"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+@permission_required("tracking.view_leads")
+def lead_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
+    """The lead's rows; its own page (history open) without HTMX."""
+    history = request.GET.get("history") == "1" or not request.htmx
+    return _lead_response(request, _lead(uuid), history=history)
+
+
+def _date(text: str) -> datetime | None:
+    """A datetime-local value (UTC, the console's time zone); blank = now."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise LeadChangeError(f"{text!r} is not a date: use the date picker, or YYYY-MM-DD HH:MM.") from None
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+def _parse_change(post) -> dict[str, Any]:
+    """The change a button asks for: "state:<key>:<0|1>" or "statistic:<key>" (amount in amount-<key>)."""
+    kind, _, rest = post.get("change", "").partition(":")
+    if kind == LeadChange.Kind.STATE:
+        key, _, value = rest.rpartition(":")
+        return {"kind": kind, "storage_key": key, "value": value}
+    if kind == LeadChange.Kind.STATISTIC and rest:
+        return {"kind": kind, "storage_key": rest, "value": post.get(f"amount-{rest}", "")}
+    raise LeadChangeError("Choose what to change (a state button, or an amount and its button).")
+
+
+def _describe(change: LeadChange) -> str:
+    if change.kind == LeadChange.Kind.STATE:
+        what = change.storage_key if change.value == 1 else f"{change.storage_key} undone"
+    else:
+        what = f"{change.storage_key} {change.value}"
+    return f"{what} on {timezone.localtime(change.date):%Y-%m-%d %H:%M} UTC"
+
+
+@require_POST
+@permission_required("tracking.change_leads")
+def lead_change(request: HtmxHttpRequest, uuid) -> HttpResponse:
+    """Record a change (state set or undone, statistic amount) with its date; it goes to Webmarketer."""
+    event = _lead(uuid)
+    history = request.POST.get("history") == "1"
+    try:
+        change = lead_change_record(
+            event=event, date=_date(request.POST.get("date", "")), user=request.user, **_parse_change(request.POST)
+        )
+    except LeadChangeError as exc:
+        if not request.htmx:
+            messages.error(request, str(exc))
+            return redirect(reverse("console:lead-detail", args=[event.uuid]))
+        # The row again with the message beside the inputs, which keep what was typed.
+        return _lead_response(request, event, history=history, error=str(exc), posted=request.POST)
+    notice = f"Saved: {_describe(change)}."
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(reverse("console:lead-detail", args=[event.uuid]))
+    return _lead_response(request, event, history=history, notice=notice)
+
+
+@require_POST
+@permission_required("tracking.change_leads")
+def lead_change_retry_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Queue a failed change again (the newest of its state or statistic only)."""
+    change = get_object_or_404(LeadChange.objects.select_related("event__event_type"), pk=pk)
+    event = change.event
+    try:
+        queued = lead_change_retry(change=change, user=request.user)
+    except LeadChangeError as exc:
+        error, notice = str(exc), ""
+    else:
+        error, notice = "", f"Queued again: {change.storage_key} ({queued} connection{'s' if queued > 1 else ''})."
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, notice)
+        return redirect(reverse("console:lead-detail", args=[event.uuid]))
+    return _lead_response(request, event, history=True, error=error, notice=notice)
