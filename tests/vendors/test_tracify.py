@@ -99,6 +99,22 @@ def test_it_rebuilds_the_seed_conversion(vendor):
         assert body[field] == value, field
 
 
+def test_the_conversion_has_only_the_seeds_fields_and_calc_group_identities(vendor):
+    event = visit(type_="conversion", conversion_id="123456789", currency="EUR", amount=100)
+
+    (request,) = vendor.build([event], None)
+
+    (body,) = request.json["events"]
+    assert set(body) == set(SEED_CONVERSION) | {"identity_data"}
+    assert body["identity_data"] == {
+        calc_group("john.smith@example.com"): 1,
+        calc_group(f"{IP}|{UA}"): 2,
+        calc_group(IP): 3,
+        calc_group(UA): 4,
+    }
+    assert EMAIL.lower() not in json.dumps(request.json).lower()
+
+
 def test_it_hashes_identities_with_calc_group_and_sends_no_raw_pii(vendor):
     (request,) = vendor.build([purchase()], None)
 

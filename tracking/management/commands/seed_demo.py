@@ -8,20 +8,27 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from tracking.demo import EVENT_TYPES, PEOPLE
+from tracking.demo import EVENT_TYPES, PEOPLE, PURCHASE_ROUTES, purchase_data
 from tracking.models import EventType, Route, Source, VendorConnection
 from tracking.roles import roles_sync
-from tracking.services.connections import connection_test
+from tracking.sandbox.accounts import sandbox_connection_values
+from tracking.services.connections import connection_create, connection_test, connection_update
 from tracking.services.ingest import events_ingest, source_create, source_rotate_token
+from tracking.services.routes import route_create
 
 # Demo user per role (tracking/roles.py): Sales work in the console only, the others may open the admin too.
 DEMO_USERS = {"Marketing": ("marketing", True), "Sales": ("sales", False), "Auditor": ("auditor", True)}
 DEMO_SOURCE = "demo-website"
 WEBMARKETER = "webmarketer-sandbox"
+# The event type the demo routes to every vendor: one posted purchase, five deliveries.
+ROUTED_TO_ALL = "purchase"
 
 
 class Command(BaseCommand):
-    help = "Seed the demo: users per role, event types, a Webmarketer connection to the sandbox, some traffic."
+    help = (
+        "Seed the demo: users per role, event types, a connection to each of the five vendors in the sandbox, "
+        "purchase routed to all five, some traffic. Running it again changes nothing but the source token."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--sandbox-url", default=settings.SANDBOX_URL)
@@ -34,12 +41,26 @@ class Command(BaseCommand):
         connection = self.webmarketer(sandbox_url)
         for event_type in EventType.objects.filter(reference__in=[e["reference"] for e in EVENT_TYPES]):
             Route.objects.get_or_create(event_type=event_type, connection=connection)
+        purchase = EventType.objects.get(reference=ROUTED_TO_ALL)
+        for kind, (vendor_event_name, mapping, route_options) in PURCHASE_ROUTES.items():
+            other = self.sandbox_connection(sandbox_url, kind)
+            # Only when absent: staff may have edited the demo's routes since.
+            if not Route.objects.filter(event_type=purchase, connection=other).exists():
+                route_create(
+                    event_type=purchase,
+                    connection=other,
+                    vendor_event_name=vendor_event_name,
+                    mapping=mapping,
+                    options=route_options,
+                )
         source = Source.objects.filter(name=DEMO_SOURCE).first()
         if source is None:
             source, token = source_create(name=DEMO_SOURCE)
             self.traffic(source, events)
         else:
             token = source_rotate_token(source=source)
+        routed = Route.objects.filter(event_type=purchase, enabled=True).values_list("connection__name", flat=True)
+        self.stdout.write(f"{ROUTED_TO_ALL} is routed to: {', '.join(sorted(routed))}")
         self.stdout.write("Demo logins (user / password):")
         for username, password in logins:
             self.stdout.write(f"  {username} / {password}")
@@ -72,15 +93,14 @@ class Command(BaseCommand):
             )
 
     def webmarketer(self, sandbox_url: str) -> VendorConnection:
+        urls = {"base_url": f"{sandbox_url}/webmarketer/api/v1/", "auth_url": f"{sandbox_url}/webmarketer/oidc/token"}
         connection, created = VendorConnection.objects.get_or_create(
             name=WEBMARKETER,
-            defaults={
-                "kind": "webmarketer",
-                "base_url": f"{sandbox_url}/webmarketer/api/v1/",
-                "auth_url": f"{sandbox_url}/webmarketer/oidc/token",
-                "settings": {"project_id": "demo-project"},
-            },
+            defaults={"kind": "webmarketer", **urls, "settings": {"project_id": "demo-project"}},
         )
+        if moved := {k: v for k, v in urls.items() if getattr(connection, k) != v}:
+            # The sandbox runs on another port than when the demo was first seeded.
+            connection = connection_update(connection=connection, **moved)
         if created or not connection_test(connection=connection).ok:
             # Like downloading a service-account JSON from the vendor's console.
             try:
@@ -92,6 +112,24 @@ class Command(BaseCommand):
             connection.save()
         return connection
 
+    def sandbox_connection(self, sandbox_url: str, kind: str) -> VendorConnection:
+        """The demo's connection of `kind` to the sandbox, with credentials the sandbox issued (kept as they
+        are on later runs: registered again, so a sandbox that lost its state still knows them)."""
+        name = f"{kind}-sandbox"
+        connection = VendorConnection.objects.filter(name=name).first()
+        current = {"settings": connection.settings, "secrets": connection.secrets} if connection else {}
+        try:
+            values = sandbox_connection_values(sandbox_url, kind, **current)
+        except httpx.HTTPError as exc:
+            raise CommandError(f"the vendor sandbox at {sandbox_url} is not answering: {exc}") from None
+        if connection is None:
+            return connection_create(kind=kind, name=name, **values)
+        changes = {k: v for k, v in values.items() if k != "secrets" and getattr(connection, k) != v}
+        if changes or values["secrets"] != connection.secrets:
+            # The sandbox moved (another port) or gave other credentials.
+            connection_update(connection=connection, secrets=values["secrets"], **changes)
+        return connection
+
     def traffic(self, source: Source, count: int) -> None:
         rng = random.Random(7)
         items = []
@@ -99,18 +137,8 @@ class Command(BaseCommand):
             first, last = rng.choice(PEOPLE)
             email = f"{first}.{last}@example.com".lower()
             if i % 3 == 0:
-                items.append(
-                    {
-                        "eventType": "purchase",
-                        "data": {
-                            "email": email,
-                            "first_name": first,
-                            "last_name": last,
-                            "amount": rng.randint(20, 400),
-                            "currency": "EUR",
-                        },
-                    }
-                )
+                quantities = (rng.randint(0, 2), rng.randint(0, 1), rng.randint(1, 3))
+                items.append({"eventType": "purchase", "data": purchase_data(first, last, i, quantities)})
             else:
                 items.append(
                     {

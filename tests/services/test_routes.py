@@ -1,0 +1,244 @@
+"""Route services: saving checked by the vendor module and audited; the preview rebuilds the seeds' example
+payloads from logged events (stored Event rows) and never calls a vendor."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import respx
+from django.core.exceptions import ValidationError
+
+from tests.factories import event_type_make, user_make, vendor_connection_make, webmarketer_connection_make
+from tests.vendors.test_acquia import SEED_EVENTS_AND_CUSTOMERS
+from tests.vendors.test_algonomy import SEED_CHECKOUT
+from tests.vendors.test_tracify import SEED_CONVERSION, SEED_PURCHASE, calc_group
+from tracking.models import AuditEntry, Route
+from tracking.services.ingest import events_ingest
+from tracking.services.routes import route_create, route_delete, route_preview, route_update
+
+pytestmark = pytest.mark.django_db
+
+FREE = {"name": "Free form", "fields": []}  # an event type that accepts any data
+
+
+def logged(reference: str, data: dict, **extra):
+    """An event as the ingest API stores it."""
+    if not event_type_exists(reference):
+        event_type_make({"reference": reference, **FREE})
+    (result,) = events_ingest(source=None, items=[{"eventType": reference, "data": data, **extra}])
+    assert result.accepted, result.event.errors
+    return result.event
+
+
+def event_type_exists(reference: str) -> bool:
+    from tracking.models import EventType
+
+    return EventType.objects.filter(reference=reference).exists()
+
+
+def secret_values(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in secret_values(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def body_of(preview) -> dict:
+    assert (preview.refusal, preview.problem) == ("", "")
+    (request,) = preview.requests
+    return json.loads(request.body)
+
+
+# -- saving ------------------------------------------------------------------------------------------------
+def test_a_route_the_vendor_module_refuses_is_not_saved():
+    event_type = event_type_make({"reference": "signup", **FREE})
+    connection = vendor_connection_make("tracify")
+
+    with pytest.raises(ValidationError) as error:
+        route_create(event_type=event_type, connection=connection, vendor_event_name="lead", mapping={"mail": "x"})
+
+    assert "'lead' is not a Tracify event type" in str(error.value)
+    assert not Route.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_routes_are_created_updated_and_deleted_with_an_audit_trail():
+    user = user_make("Marketing")
+    event_type = event_type_make({"reference": "signup", **FREE})
+    connection = vendor_connection_make("tracardi")
+
+    route = route_create(event_type=event_type, connection=connection, mapping={"email": "data.email"}, user=user)
+    route_update(route=route, options={"method": "GET"}, enabled=False, user=user)
+    route_delete(route=route, user=user)
+
+    entries = list(AuditEntry.objects.order_by("id").values_list("action", "target", "details__enabled"))
+    assert entries == [
+        ("route.create", "signup → tracardi", True),
+        ("route.update", "signup → tracardi", False),
+        ("route.delete", "signup → tracardi", False),
+    ]
+    assert AuditEntry.objects.get(action="route.update").details["fields"] == ["options", "enabled"]
+    with pytest.raises(TypeError, match="unknown fields: connection_id"):
+        route_update(route=route, connection_id=1)
+
+
+# -- preview: the seeds' examples rebuilt from logged events ------------------------------------------------
+TRACIFY_DATA = {
+    "url": "https://www.yourwebsite.com/your-full-path-here",
+    "email": "John.Smith@Example.com",
+    "ip": "192.168.1.1",
+    "user_agent": "Mozilla/5.0",
+}
+
+
+def tracify_identities() -> dict:
+    """The seed's identity_data, hashed with the test's own calcGroup (written again from the seed)."""
+    return {
+        calc_group("john.smith@example.com"): 1,
+        calc_group("192.168.1.1|Mozilla/5.0"): 2,
+        calc_group("192.168.1.1"): 3,
+        calc_group("Mozilla/5.0"): 4,
+    }
+
+
+def test_the_preview_rebuilds_the_seed_tracify_purchase_from_a_logged_event():
+    items = [{"title": "Name of Product 1", "price": 25, "qty": 2}, {"title": "Name of Product 2", "price": 50,
+             "qty": 1}]  # fmt: skip
+    data = {**TRACIFY_DATA, "order": "123456789", "currency": "EUR", "total": 100, "cart": items}
+    event = logged("order", data, eventDate="2024-06-21T14:36:40+02:00")
+    mapping = {"order_id": "data.order", "amount": "data.total", "items": "data.cart", "item_name": "item.title",
+               "item_amount": "item.price", "item_quantity": "item.qty"}  # fmt: skip
+
+    preview = route_preview(
+        connection=vendor_connection_make("tracify"), event=event, vendor_event_name="purchase", mapping=mapping
+    )
+
+    (sent,) = body_of(preview)["events"]
+    for field, value in SEED_PURCHASE.items():
+        assert sent[field] == value, field
+    assert sent["identity_data"] == tracify_identities()
+    assert preview.requests[0].headers == ["tracify-token: [redacted]"]
+
+
+def test_the_preview_rebuilds_the_seed_tracify_conversion_from_a_logged_event():
+    data = {**TRACIFY_DATA, "conversion_id": "123456789", "currency": "EUR", "amount": "100"}
+    event = logged("lead", data, eventDate="2024-06-21T12:36:40Z")
+
+    preview = route_preview(connection=vendor_connection_make("tracify"), event=event, vendor_event_name="conversion")
+
+    (sent,) = body_of(preview)["events"]
+    assert set(sent) == set(SEED_CONVERSION) | {"identity_data"}
+    for field, value in SEED_CONVERSION.items():
+        assert sent[field] == value, field
+    assert sent["identity_data"] == tracify_identities()
+
+
+def test_the_preview_rebuilds_the_seed_algonomy_checkout_from_a_logged_event():
+    data = {
+        "email": "user@mail.com",
+        "customer_code": "100",
+        "session": "sess-abc123",
+        "url": "https://example.com/checkout",
+        "checkout": copy.deepcopy(SEED_CHECKOUT["eventData"]),
+    }
+    event = logged("checkout", data)
+    mapping = {
+        "customer.email": "data.email",
+        "customer.customerCode": "data.customer_code",
+        "session.sessionId": "data.session",
+        "page.url": "data.url",
+        "eventData": "data.checkout",
+    }
+
+    preview = route_preview(
+        connection=vendor_connection_make("algonomy"), event=event, vendor_event_name="eventCheckout", mapping=mapping
+    )
+
+    body = body_of(preview)
+    assert preview.requests[0].url == "https://sandbox.algonomy.com/callback/rest/events/ABC123/eventCheckout"
+    for field in ("srcId", "srcType", "customer", "session", "page", "eventData"):
+        assert body[field] == SEED_CHECKOUT[field], field
+    assert body["clientCorrelatorId"] == event.nonce and isinstance(body["requestTime"], int)
+
+
+def test_the_preview_rebuilds_the_seed_acquia_events_and_customers_from_a_logged_event():
+    event = logged("login-form", {"customer_number": "C-1001", "first_name": "John"}, trackerId="a1cookie")
+    mapping = {
+        "events": {"Cookie": "trackerId", "SourceCustomerNumber": "data.customer_number"},
+        "customers": {"SourceCustomerNumber": "data.customer_number", "FirstName": "data.first_name"},
+    }
+
+    preview = route_preview(
+        connection=vendor_connection_make("acquia"),
+        event=event,
+        vendor_event_name="login",
+        mapping=mapping,
+        options={"send_customers": True},
+    )
+
+    body = body_of(preview)
+    (sent,) = body["events"]
+    assert {k: v for k, v in sent.items() if k != "EventTimeStamp"} == SEED_EVENTS_AND_CUSTOMERS["events"][0]
+    assert body["customers"] == SEED_EVENTS_AND_CUSTOMERS["customers"]
+    assert "accessKey=[redacted]" in preview.requests[0].url
+
+
+@pytest.mark.parametrize(
+    ("data", "url"),
+    [
+        (
+            {"session": "sess-42", "page": "/pricing"},
+            "http://tracardi.example:8686/collect/page-view/3b5c-source/sess-42",
+        ),
+        ({"page": "/pricing"}, "http://tracardi.example:8686/collect/page-view/3b5c-source"),
+    ],
+)
+def test_the_preview_rebuilds_the_tracardi_webhook_with_and_without_session(data, url):
+    event = logged("visit", data)
+
+    preview = route_preview(
+        connection=vendor_connection_make("tracardi"),
+        event=event,
+        vendor_event_name="page-view",
+        mapping={"session_id": "data.session", "page": "data.page"},
+    )
+
+    assert (preview.requests[0].method, preview.requests[0].url) == ("POST", url)
+    assert body_of(preview) == {"page": "/pricing"}
+
+
+def test_the_preview_calls_no_vendor_and_shows_no_secret():
+    event = logged("signup", {"email": "a@b.co", "customerCode": "1", "ip": "1.2.3.4", "user_agent": "UA",
+                              "url": "https://x.example/"})  # fmt: skip
+    connections = [
+        (webmarketer_connection_make(), ""),
+        (vendor_connection_make("acquia"), "signup"),
+        (vendor_connection_make("algonomy"), "eventLogin"),
+        (vendor_connection_make("tracardi"), ""),
+        (vendor_connection_make("tracify"), "pageview"),
+    ]
+    mappings = {"acquia": {"Email": "data.email"}, "algonomy": {"customer.email": "data.email"}}
+
+    with respx.mock(assert_all_mocked=True, assert_all_called=False):  # any HTTP call would raise
+        previews = [
+            (c, route_preview(connection=c, event=event, vendor_event_name=name, mapping=mappings.get(c.kind, {})))
+            for c, name in connections
+        ]
+
+    for connection, preview in previews:
+        assert (preview.refusal, preview.problem) == ("", ""), connection.kind
+        shown = json.dumps([r.__dict__ for r in preview.requests])
+        assert preview.requests and "[token]" not in shown
+        for secret in secret_values(connection.secrets):
+            assert secret not in shown, connection.kind
+
+
+def test_the_preview_names_a_connection_the_module_cannot_use():
+    connection = vendor_connection_make("acquia", settings={"tenant_id": "999"}, base_url="", auth_url="")
+    event = logged("signup", {"email": "a@b.co"})
+
+    preview = route_preview(
+        connection=connection, event=event, vendor_event_name="signup", mapping={"Email": "data.email"}
+    )
+
+    assert "region must be one of us-aws, eu-aws, us-gcp" in preview.problem and preview.requests == []
