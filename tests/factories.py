@@ -80,3 +80,58 @@ def user_make(role: str = "", *, username: str = "", password: str = "pw", **ext
     if role:
         user.groups.add(Group.objects.get(name=role))
     return user
+
+
+# Plausible values per vendor kind (the seeds' examples), for connections that are never called.
+VENDOR_VALUES = {
+    "acquia": {
+        "base_url": "https://cs-api6.agilone.com/",
+        "auth_url": "https://cs-auth.agilone.com/token",
+        "settings": {"tenant_id": "999", "region": "us-aws", "environment": "preprod"},
+        "secrets": {"username": "webtag_user", "password": "webtag-Pa55word"},
+    },
+    "algonomy": {
+        "base_url": "https://sandbox.algonomy.com/",
+        "auth_url": "https://rcdp-us.algonomy.com",
+        "settings": {"tenant_hash": "ABC123", "src_id": "WBSTR", "src_type": "Website"},
+        "secrets": {"client_id": "hub-client", "client_secret": "algonomy-client-secret"},
+    },
+    "tracardi": {"base_url": "http://tracardi.example:8686/", "settings": {"source_id": "3b5c-source"}},
+    "tracify": {
+        "base_url": "https://api.tracify.ai/",
+        "settings": {"customer_site_id": "00000000-0000-0000-0000-000000000000"},
+        "secrets": {"api_key": "tracify-api-key-123"},
+    },
+}
+
+
+def vendor_connection_make(kind: str, **options) -> VendorConnection:
+    """A connection of any of the four other vendors, with the seeds' example values."""
+    values = {"auth_url": "", "secrets": {}, **VENDOR_VALUES[kind], **options}
+    return VendorConnection.objects.create(kind=kind, name=values.pop("name", kind), **values)
+
+
+def sandbox_vendor_connection_make(sandbox_url: str, kind: str, **options) -> VendorConnection:
+    """A connection to the running sandbox with credentials it issued (tracking/sandbox/accounts.py)."""
+    from tracking.sandbox.accounts import sandbox_connection_values
+
+    values = {**sandbox_connection_values(sandbox_url, kind), **options}
+    return VendorConnection.objects.create(kind=kind, name=values.pop("name", f"{kind}-sandbox"), **values)
+
+
+def sandbox_webmarketer_api(sandbox_url: str, connection: VendorConnection) -> httpx.Client:
+    """A client of the sandbox's Webmarketer project API, signed in with the connection's service account: plays
+    what someone does in Webmarketer's own console (create or change an event type, read the trash)."""
+    from datetime import UTC, datetime
+
+    from tracking.vendors.webmarketer import Webmarketer
+
+    vendor = Webmarketer(base_url=connection.base_url, settings={}, secrets=connection.secrets)
+    form = vendor.token_request(datetime.now(UTC)).form
+    token = httpx.post(f"{sandbox_url}/webmarketer/oidc/token", data=form).raise_for_status().json()["access_token"]
+    project = connection.settings["project_id"]
+    return httpx.Client(
+        base_url=f"{sandbox_url}/webmarketer/api/v1/projects/{project}/",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )

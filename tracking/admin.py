@@ -368,12 +368,62 @@ class OfflineInteractionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in OfflineInteraction._meta.fields]
     list_select_related = ("connection",)
+    change_list_template = "admin/tracking/offlineinteraction/change_list.html"
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_urls(self):
+        from django.urls import path
+
+        upload = path(
+            "upload/", self.admin_site.admin_view(self.upload_view), name="tracking_offlineinteraction_upload"
+        )
+        return [upload, *super().get_urls()]
+
+    def upload_view(self, request):
+        """A CSV file of offline interactions and a connection in, the per-row report out."""
+        from django.core.exceptions import PermissionDenied
+        from django.template.response import TemplateResponse
+
+        from .forms import OfflineCsvForm
+        from .views.offline import CONSOLE_MAX_ROWS
+
+        # has_add_permission is False (records are made by sending, not typed in): ask the permission itself.
+        if not request.user.has_perm("tracking.add_offlineinteraction"):
+            raise PermissionDenied
+        form = OfflineCsvForm(request.POST or None, request.FILES or None)
+        report = None
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                report = wm.offline_interactions_import_csv(
+                    connection=form.cleaned_data["connection"],
+                    file=upload,
+                    user=request.user,
+                    max_rows=CONSOLE_MAX_ROWS,
+                )
+            except ValueError as exc:  # a bad header or too many rows: nothing was sent
+                form.add_error("file", str(exc))
+            else:
+                counts = f"{report.sent} sent, {report.failed} not sent, of {len(report.rows)} rows"
+                self.message_user(
+                    request,
+                    f"Uploaded {upload.name}: {counts}.",
+                    messages.SUCCESS if not report.failed else messages.WARNING,
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Upload offline interactions (CSV)",
+            "form": form,
+            "report": report,
+            "max_rows": CONSOLE_MAX_ROWS,
+        }
+        return TemplateResponse(request, "admin/tracking/offlineinteraction/upload.html", context)
 
 
 @admin.register(WebmarketerSync)
@@ -383,3 +433,76 @@ class WebmarketerSyncAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+# -- Leads: read-only history of state and statistic changes and their deliveries ----------------------------
+from .models import LeadAttempt, LeadChange, LeadDelivery  # noqa: E402
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is written by the console's lead board only; the admin shows it."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LeadDeliveryInline(admin.TabularInline):
+    model = LeadDelivery
+    fields = ("connection", "status", "attempts", "next_attempt_at", "vendor_ref", "delivered_at", "last_error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LeadChange)
+class LeadChangeAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "event", "kind", "storage_key", "value", "date", "user")
+    list_filter = ("kind", "storage_key", "event__event_type")
+    search_fields = ("=event__uuid", "storage_key", "user__username")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in LeadChange._meta.fields]
+    inlines = [LeadDeliveryInline]
+    list_select_related = ("event", "user")
+
+
+class LeadAttemptInline(admin.TabularInline):
+    model = LeadAttempt
+    fields = ("started_at", "duration_ms", "method", "url", "response_status", "outcome", "error", "request_body")
+    fields += ("response_body",)
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LeadDelivery)
+class LeadDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "change", "connection", "status", "attempts", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "kind", "connection")
+    search_fields = ("=event__uuid", "vendor_ref", "storage_key")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in LeadDelivery._meta.fields]
+    inlines = [LeadAttemptInline]
+    list_select_related = ("change__event", "connection")
+
+
+@admin.register(LeadAttempt)
+class LeadAttemptAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "delivery", "method", "url", "response_status", "outcome", "duration_ms")
+    list_filter = ("outcome", "response_status", "delivery__connection")
+    search_fields = ("=delivery__event__uuid", "url", "error")
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in LeadAttempt._meta.fields]
+    list_select_related = ("delivery__change__event", "delivery__connection")

@@ -7,7 +7,13 @@ from django.urls import reverse
 
 # (label, URL name, permission needed to open it)
 NAV = [
+    ("Leads", "console:lead-list", "tracking.view_leads"),  # first: Sales land on the lead board
     ("Events", "console:event-list", "tracking.view_event"),
+    ("Routes", "console:route-list", "tracking.view_route"),
+    ("Connections", "console:connection-list", "tracking.view_vendorconnection"),
+    ("Event types", "console:event-type-list", "tracking.view_eventtype"),
+    ("Trash", "console:trash-list", "tracking.view_trashedevent"),
+    ("Offline", "console:offline", "tracking.view_offlineinteraction"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,10 @@ def parse_rfc3339(value: str) -> datetime:
     """An RFC3339 date-time; no offset means UTC (Webmarketer's rule). Raises ValueError."""
     if not isinstance(value, str) or not RFC3339.match(value):
         raise ValueError("not an RFC3339 date-time (e.g. 2023-08-21T19:22:17Z)")
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError as exc:  # shaped right, but no such day or time (e.g. February 30th, 25:00)
+        raise ValueError(f"not a real date-time ({exc})") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -67,7 +71,8 @@ def _check_value(kind: str, value: Any, phone_regions: list[str]) -> str | None:
         return f"is not a valid phone number (tried: {tried})"
     if kind == "number":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return None if ok else "must be a number"
+        # Python's JSON parser takes NaN and Infinity; JSON itself (and so Webmarketer) does not.
+        return None if ok and math.isfinite(value) else "must be a number"
     if kind == "currency":
         ok = isinstance(value, str) and CURRENCY.match(value)
         return None if ok else "must be an ISO 4217 currency code such as EUR"

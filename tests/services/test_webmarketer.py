@@ -43,6 +43,8 @@ from tracking.services.webmarketer import (
     raw_event_fetch,
     trash_dismiss,
     trash_error_explain,
+    trash_error_keys,
+    trash_fix_fields,
     trash_pull,
     trash_replay,
 )
@@ -428,6 +430,35 @@ def test_it_refuses_a_fix_that_still_breaks_the_event_type(wm, connection, call_
 
 
 @pytest.mark.django_db
+def test_a_fix_follows_webmarketers_definition_of_the_fields_it_refused(connection):
+    """Its version may be newer than our mirror: here the phone became required, and an `amount` appeared."""
+    local_phone = {**PHONE, "optional": True}
+    event_type = EventType.objects.create(reference="call-me-back", name="Call", fields=[local_phone, EMAIL])
+    event = Event.objects.create(
+        nonce="n-1", event_type=event_type, event_type_ref="call-me-back", data={}, event_date=timezone.now()
+    )
+    trashed = TrashedEvent.objects.create(
+        wm_id="wm-1",
+        connection=connection,
+        event=event,
+        event_type_ref="call-me-back",
+        errors=[
+            {"type": "missing-field", "field": PHONE, "value": None},
+            {"type": "invalid-field", "field": "amount", "value": "12€"},  # the string form the docs announce
+        ],
+    )
+
+    assert trash_fix_fields(trashed=trashed) == [
+        PHONE,
+        EMAIL,
+        {"type": "string", "entity": "event", "storageKey": "amount", "ingestionKey": "amount", "optional": True},
+    ]
+    assert trash_error_keys(trashed.errors) == {"phone", "amount"}
+    with pytest.raises(FixInvalid, match="phone: is required"):
+        trash_replay(trashed=trashed, data={"email": "kate@example.com"}, user=None)
+
+
+@pytest.mark.django_db
 def test_it_dismisses_trashed_events_in_bulk(wm, connection, call_me_back, staff):
     delivered_events(connection, call_me_back, [{"phone": "0613"}, {"phone": "0614"}])
     trash_pull(connection=connection)
@@ -436,6 +467,18 @@ def test_it_dismisses_trashed_events_in_bulk(wm, connection, call_me_back, staff
     assert trash_dismiss(items=TrashedEvent.objects.all(), user=staff) == 0
     assert set(TrashedEvent.objects.values_list("resolution", "resolution_note")) == {("dismissed", "test traffic")}
     assert AuditEntry.objects.get(action="trash.dismiss").details["note"] == "test traffic"
+
+
+@pytest.mark.django_db
+def test_the_trash_task_pulls_one_connection_and_fans_out_over_enabled_ones(wm, connection, call_me_back, monkeypatch):
+    delivered_events(connection, call_me_back, [{"phone": "0613"}, {"phone": "+33612345678"}])
+    VendorConnection.objects.create(kind="webmarketer", name="off", enabled=False, base_url="http://x/")
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.trash_pull_all, "delay", queued.append)
+
+    assert tasks.trash_pull_all(connection.pk) == {"fetched": 1, "stored": 1, "linked": 1}
+    assert tasks.trash_pull_all() is None and queued == [connection.pk]
+    assert TrashedEvent.objects.get().errors[0]["value"] == "0613"
 
 
 @pytest.mark.django_db

@@ -143,6 +143,6 @@ def test_a_raw_event_webmarketer_does_not_know_is_explained(client, routed):
 
 def test_home_sends_each_role_to_its_first_page(client):
     client.force_login(user_make("Auditor"))
-    assert client.get("/").url == "/events/"
+    assert client.get("/").url == "/leads/"  # the first nav entry: the lead board
     client.force_login(user_make(username="nobody"))
     assert client.get("/").status_code == 403

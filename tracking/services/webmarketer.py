@@ -43,7 +43,7 @@ from ..models import (
     VendorKind,
     WebmarketerSync,
 )
-from ..schema import FieldError, parse_rfc3339, validate_data
+from ..schema import DATA_ENTITIES, FieldError, ingestion_key, parse_rfc3339, validate_data
 from ..vendors.base import ConfigurationError, VendorRequest
 from ..vendors.http import TokenError, VendorSession
 from ..vendors.webmarketer import (
@@ -71,11 +71,14 @@ __all__ = [
     "event_type_push",
     "event_type_conflict_resolve",
     "trash_pull",
+    "trash_fix_fields",
+    "trash_error_keys",
     "trash_replay",
     "trash_dismiss",
     "raw_event_fetch",
     "offline_interaction_send",
     "offline_interactions_import_csv",
+    "user_data_problems",
 ]
 
 log = logging.getLogger(__name__)
@@ -283,6 +286,8 @@ def event_type_conflict_resolve(*, conflict: EventTypeConflict, keep: str, user:
     as changed here only, and later pulls leave it alone)."""
     if keep not in ("local", "remote"):
         raise ValueError('keep must be "local" or "remote"')
+    # Read again under a lock: two people settling the same conflict at once must not both win.
+    conflict = EventTypeConflict.objects.select_for_update().select_related("event_type").get(pk=conflict.pk)
     if conflict.resolved_at:
         raise ValueError("this conflict is already resolved")
     event_type = conflict.event_type
@@ -392,6 +397,38 @@ def _trash_link(connection: VendorConnection) -> int:
     return len(refs)
 
 
+def trash_error_keys(errors: list[Any]) -> set[str]:
+    """The data keys a trash item's errors name (the field's ingestion key, or the announced plain string)."""
+    keys = set()
+    for error in errors:
+        field = error.get("field") if isinstance(error, dict) else None
+        if isinstance(field, dict) and ingestion_key(field):
+            keys.add(ingestion_key(field))
+        elif isinstance(field, str) and field:
+            keys.add(field)
+    return keys
+
+
+def trash_fix_fields(*, trashed: TrashedEvent) -> list[dict[str, Any]]:
+    """The fields a fix must satisfy: our event type's data fields, with Webmarketer's own definition (sent
+    with each error) instead of ours for the fields it refused: its type may have changed since our mirror."""
+    event_type = trashed.event.event_type if trashed.event else None
+    ours = [f for f in (event_type.fields if event_type else []) if f.get("entity") in DATA_ENTITIES]
+    theirs: dict[str, dict[str, Any]] = {}
+    for error in trashed.errors:
+        field = error.get("field") if isinstance(error, dict) else None
+        if isinstance(field, dict) and field.get("storageKey") and field.get("entity", "user") in DATA_ENTITIES:
+            theirs[field["storageKey"]] = field
+        elif isinstance(field, str) and field and not any(ingestion_key(f) == field for f in ours):
+            # Only a name (the format the docs announce): a text field nobody has to fill.
+            theirs.setdefault(
+                field,
+                {"type": "string", "entity": "event", "storageKey": field, "ingestionKey": field, "optional": True},
+            )
+    merged = [theirs.pop(f.get("storageKey"), f) for f in ours]
+    return merged + list(theirs.values())
+
+
 class FixInvalid(ValueError):
     """The fixed data still breaks the event type."""
 
@@ -412,7 +449,7 @@ def trash_replay(*, trashed: TrashedEvent, data: dict[str, Any], user: Any, note
         raise ValueError("this trashed event matches none of our deliveries: there is no event of ours to fix")
     if event.event_type is None:
         raise ValueError(f"event {event.uuid} has no known event type to validate the fix against")
-    errors = validate_data(event.event_type.fields, data, event.event_type.phone_parsing_config)
+    errors = validate_data(trash_fix_fields(trashed=trashed), data, event.event_type.phone_parsing_config)
     if errors:
         raise FixInvalid(errors)
     before = event.data
@@ -611,6 +648,21 @@ def _header(cells: list[str]) -> list[tuple[str, str]]:
     return columns
 
 
+def user_data_problems(user_data: dict[str, Any]) -> list[str]:
+    """What is wrong with the identity fields of an offline interaction's userData (email, phone)."""
+    problems = []
+    if "email" in user_data:
+        try:
+            validate_email(user_data["email"])
+        except ValidationError:
+            problems.append(f"email {user_data['email']!r} is not a valid email address")
+    if "phone" in user_data:
+        phone = user_data["phone"]
+        if not isinstance(phone, str) or not PHONE.match(phone) or sum(c.isdigit() for c in phone) < 6:
+            problems.append(f"phone {phone!r} is not a phone number")
+    return problems
+
+
 def _row(number: int, columns: list[tuple[str, str]], cells: list[str]) -> _Row:
     """One data row checked; raises ValueError with the reason."""
     if len(cells) != len(columns):
@@ -633,25 +685,18 @@ def _row(number: int, columns: list[tuple[str, str]], cells: list[str]) -> _Row:
     user_data = values["user"]
     if not user_data:
         problems.append("no user column filled (email, phone or user.*)")
-    if "email" in user_data:
-        try:
-            validate_email(user_data["email"])
-        except ValidationError:
-            problems.append(f"email {user_data['email']!r} is not a valid email address")
-    if "phone" in user_data:
-        phone = user_data["phone"]
-        if not PHONE.match(phone) or sum(c.isdigit() for c in phone) < 6:
-            problems.append(f"phone {phone!r} is not a phone number")
+    problems += user_data_problems(user_data)
     if problems:
         raise ValueError("; ".join(problems))
     return _Row(number, date, user_data, values["node"])
 
 
 def offline_interactions_import_csv(
-    *, connection: VendorConnection, file: str | Path | IO, user: Any = None
+    *, connection: VendorConnection, file: str | Path | IO, user: Any = None, max_rows: int | None = None
 ) -> ImportReport:
     """Check every row of a CSV file of offline interactions (module docstring: the header convention), then
-    send the valid ones; the report has one line per row. A bad header raises ValueError, nothing sent."""
+    send the valid ones; the report has one line per row. A bad header, or more than `max_rows` data rows,
+    raises ValueError and nothing is sent."""
     text = _csv_text(file)
     first_line = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first_line.count)
@@ -659,6 +704,12 @@ def offline_interactions_import_csv(
     if not records:
         raise ValueError("the CSV file is empty: it needs a header row (see the header convention)")
     columns = _header(records[0])
+    filled = sum(1 for cells in records[1:] if any(c.strip() for c in cells))
+    if max_rows is not None and filled > max_rows:
+        raise ValueError(
+            f"the file has {filled} rows; at most {max_rows} are taken here (each row is one call to Webmarketer): "
+            "split it, or use manage.py import_offline_interactions"
+        )
     name = Path(str(file if isinstance(file, str | Path) else getattr(file, "name", "") or "upload.csv")).name
     reports: dict[int, RowReport] = {}
     valid: list[_Row] = []
