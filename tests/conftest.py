@@ -158,7 +158,10 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail("CI must have Debian's chromium installed (see .ci/run)")
         pytest.skip("Debian's chromium is not installed: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Generous waits: the browser shares 2 cores with the live server, a Celery worker and the sandbox.
+    expect.set_options(timeout=15_000)
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -172,6 +175,7 @@ def browser():
 def page(browser, live_server):
     """A fresh browser page on the live server; any JavaScript error fails the test."""
     context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(20_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -130,6 +130,15 @@ def test_malformed_json_gets_a_400_that_says_where(client, token):
     assert "line 1" in response.json()["error"]
 
 
+def test_nan_and_infinity_are_refused_as_malformed_json(client, token, contact_form):
+    raw = '{"eventType": "contact-form", "data": {"email": "a@b.co", "message": NaN}}'
+    response = post(client, None, token, raw=raw)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed JSON: NaN is not a JSON number"
+    assert not Event.objects.exists()
+
+
 def test_a_json_array_is_not_one_event(client, token):
     assert post(client, [VALID], token).status_code == 400
 

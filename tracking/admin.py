@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from .models import Attempt, AuditEntry, Delivery, Event, EventType, Route, Source, VendorConnection
 from .services.audit import audit_record
-from .services.connections import connection_test
+from .services.connections import connection_test, secrets_merge
 from .services.replay import event_replay
 
 
@@ -77,8 +77,7 @@ class VendorConnectionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         new = form.cleaned_data.get("new_secrets") or {}
         if new:
-            merged = {**obj.secrets, **new}
-            obj.secrets = {k: v for k, v in merged.items() if v not in ("", None)}
+            obj.secrets = secrets_merge(obj.secrets, new)
         super().save_model(request, obj, form, change)
         audit_record(
             user=request.user,

@@ -39,11 +39,18 @@ def _read_json(request: HttpRequest) -> Any:
     if len(body) > limit:
         raise BadRequest(413, f"body exceeds the limit of {limit} bytes")
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise BadRequest(400, "body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise BadRequest(400, f"malformed JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> None:
+    # Python's json reads NaN and Infinity; JSON (RFC 8259) has no such numbers and no vendor accepts them.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _authenticate(request: HttpRequest):

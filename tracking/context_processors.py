@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.urls import reverse
 
-# (label, URL name, permission needed to open it)
+# (label, URL name, permission needed to open it); home opens the first one allowed (Sales: the lead board).
 NAV = [
-    ("Leads", "console:lead-list", "tracking.view_leads"),  # first: Sales land on the lead board
     ("Events", "console:event-list", "tracking.view_event"),
+    ("Leads", "console:lead-list", "tracking.view_leads"),
     ("Routes", "console:route-list", "tracking.view_route"),
     ("Connections", "console:connection-list", "tracking.view_vendorconnection"),
     ("Event types", "console:event-type-list", "tracking.view_eventtype"),

@@ -372,7 +372,7 @@ def test_it_explains_the_seeds_trash_errors():
 
     assert trash_error_explain(phone) == "phone: '0613' is not a valid phone number"
     assert trash_error_explain(location) == (
-        'location: {"zipcode": "wd", "country": "wd"} is not a valid location {zipcode, country}'
+        'location: {"country": "wd", "zipcode": "wd"} is not a valid location {zipcode, country}'
     )
 
 

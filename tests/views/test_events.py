@@ -7,7 +7,7 @@ import respx
 from httpx import Response
 
 from tests.factories import event_type_make, route_make, source_make, user_make, webmarketer_connection_make
-from tracking.models import Delivery
+from tracking.models import Delivery, TrashedEvent
 from tracking.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -143,6 +143,21 @@ def test_a_raw_event_webmarketer_does_not_know_is_explained(client, routed):
 
 def test_home_sends_each_role_to_its_first_page(client):
     client.force_login(user_make("Auditor"))
-    assert client.get("/").url == "/leads/"  # the first nav entry: the lead board
+    assert client.get("/").url == "/events/"
+    client.force_login(user_make("Sales"))
+    assert client.get("/").url == "/leads/"
     client.force_login(user_make(username="nobody"))
     assert client.get("/").status_code == 403
+
+
+def test_the_event_detail_links_its_webmarketer_trash_items(client, routed):
+    connection, source = routed
+    (result,) = ingest(source, 1)
+    item = TrashedEvent.objects.create(
+        wm_id="trash-1", connection=connection, event_type_ref="contact-form", event=result.event
+    )
+    client.force_login(user_make("Auditor"))
+
+    html = client.get(f"/events/{result.event.uuid}/").content.decode()
+
+    assert f'href="/trash/{item.pk}/"' in html and "open" in html

@@ -126,7 +126,7 @@ def test_open_items_are_listed_newest_first_with_their_errors_in_words(marketing
     assert [t.pk for t in response.context["page"]] == [newer.pk, older.pk]
     html = response.content.decode()
     assert (
-        "location: {&quot;zipcode&quot;: &quot;wd&quot;, &quot;country&quot;: &quot;wd&quot;} is not a valid location"
+        "location: {&quot;country&quot;: &quot;wd&quot;, &quot;zipcode&quot;: &quot;wd&quot;} is not a valid location"
         in html
     )
     assert "not one of ours" in html

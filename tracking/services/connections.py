@@ -70,7 +70,7 @@ def connection_create(
     return connection
 
 
-def _secrets_merge(current: dict, changes: dict) -> dict:
+def secrets_merge(current: dict, changes: dict) -> dict:
     """Set the secrets named; an empty value removes one; the others keep their value."""
     merged = {**current, **changes}
     return {k: v for k, v in merged.items() if v not in ("", None)}
@@ -90,7 +90,7 @@ def connection_update(
         setattr(connection, name, value)
     secrets = secrets or {}
     if secrets:
-        connection.secrets = _secrets_merge(connection.secrets, secrets)
+        connection.secrets = secrets_merge(connection.secrets, secrets)
     connection.full_clean()
     connection.save()
     audit_record(
@@ -117,7 +117,7 @@ def connection_problem(
 @transaction.atomic
 def connection_secrets_update(*, connection: VendorConnection, secrets: dict, user=None) -> None:
     """Set (or, with an empty value, remove) secrets; the audit trail names the keys, never the values."""
-    connection.secrets = _secrets_merge(connection.secrets, secrets)
+    connection.secrets = secrets_merge(connection.secrets, secrets)
     connection.save(update_fields=["secrets", "updated_at"])
     audit_record(user=user, action="connection.secrets", target=connection, details={"keys": sorted(secrets)})
 

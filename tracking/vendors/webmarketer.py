@@ -556,7 +556,8 @@ TYPE_WORDS = {
 
 
 def _shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    # Sorted keys: PostgreSQL's jsonb reorders an object's keys, the explanation must not depend on the database.
+    return repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def trash_error_explain(error: Any) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.dateparse import parse_date
 from django_htmx.middleware import HtmxDetails
 
 
@@ -30,3 +32,15 @@ def permission_required(*perms: str) -> Callable:
         return login_required(wrapped)
 
     return decorator
+
+
+def day_bound(value: str, *, end: bool = False) -> datetime | None:
+    """A date filter ("2026-11-25") as a UTC bound: that day's start, or with end=True the next day's start."""
+    try:
+        day = parse_date(value or "")
+    except ValueError:  # well formed but no such day (2026-02-30): no bound, like an empty field
+        day = None
+    if day is None:
+        return None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start + timedelta(days=1) if end else start

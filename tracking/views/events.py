@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
 from ..context_processors import console_nav
@@ -17,7 +15,7 @@ from ..models import Delivery, Event, EventType, VendorKind
 from ..selectors import events_filter, keyset_page
 from ..services import webmarketer
 from ..services.replay import event_replay
-from .base import HtmxHttpRequest, permission_required
+from .base import HtmxHttpRequest, day_bound, permission_required
 
 
 @require_GET
@@ -31,14 +29,6 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "tracking/no_access.html", status=403)
 
 
-def _day(value: str, *, end: bool = False):
-    day = parse_date(value or "")
-    if day is None:
-        return None
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return start + timedelta(days=1) if end else start
-
-
 @require_GET
 @permission_required("tracking.view_event")
 def event_list(request: HtmxHttpRequest) -> HttpResponse:
@@ -47,8 +37,8 @@ def event_list(request: HtmxHttpRequest) -> HttpResponse:
         "event_type": params.get("event_type", ""),
         "status": params.get("status", ""),
         "delivery_status": params.get("delivery_status", ""),
-        "since": _day(params.get("since", "")),
-        "until": _day(params.get("until", ""), end=True),
+        "since": day_bound(params.get("since", "")),
+        "until": day_bound(params.get("until", ""), end=True),
         "q": params.get("q", ""),
     }
     page = keyset_page(events_filter(**filters), field="received_at", cursor=params.get("after", ""))

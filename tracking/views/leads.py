@@ -16,8 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from ..models import Event, LeadChange
 from ..selectors import keyset_page, lead_event_types, lead_rows, leads_filter
 from ..services.leads import LeadChangeError, is_lead, lead_change_record, lead_change_retry
-from .base import HtmxHttpRequest, permission_required
-from .events import _day
+from .base import HtmxHttpRequest, day_bound, permission_required
 
 
 def _lead(uuid) -> Event:
@@ -46,8 +45,8 @@ def lead_list(request: HtmxHttpRequest) -> HttpResponse:
     filters = {
         "event_type": params.get("event_type", ""),
         "state": params.get("state", ""),
-        "since": _day(params.get("since", "")),
-        "until": _day(params.get("until", ""), end=True),
+        "since": day_bound(params.get("since", "")),
+        "until": day_bound(params.get("until", ""), end=True),
         "q": params.get("q", ""),
     }
     page = keyset_page(leads_filter(**filters), field="received_at", cursor=params.get("after", ""))
