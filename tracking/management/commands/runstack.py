@@ -74,7 +74,8 @@ class Command(BaseCommand):
             self.wait_for(f"http://{host}:{port}/api/v1/openapi.json", "the web server")
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"\nEvent hub running: console http://{host}:{port}/admin/  ingest http://{host}:{port}/api/v1/events"
+                    f"\nEvent hub running: console http://{host}:{port}/ (Django admin: /admin/)"
+                    f"\nIngest API: http://{host}:{port}/api/v1/events"
                     f"\nVendor sandbox: {sandbox_url}/  (what it received: {sandbox_url}/__sandbox__/received)"
                     "\nCtrl-C stops everything.\n"
                 )
