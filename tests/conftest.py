@@ -191,3 +191,10 @@ def console_login(page, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_selector("form.whoami")
+
+
+def htmx_idle(page) -> None:
+    """Wait until no HTMX request, swap or settle is under way (an element clicked mid-swap may be replaced)."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )

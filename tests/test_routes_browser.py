@@ -8,7 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import console_login
+from tests.conftest import console_login, htmx_idle
 from tests.factories import PURCHASE, event_type_make, user_make, vendor_connection_make
 from tracking.models import Route, VendorConnection
 from tracking.services.ingest import events_ingest
@@ -45,6 +45,7 @@ def test_marketing_builds_a_route_with_mapping_rows_fixes_it_and_previews_a_logg
     # HTMX brings the vendor's part: Algonomy's fixed event names.
     expect(page.locator("select#id_vendor_event_name option")).to_have_count(16)
     page.select_option("#id_vendor_event_name", "eventLogout")
+    htmx_idle(page)  # the name reloads the vendor part (its required fields): add rows to the new one
 
     rows = page.locator("#mapping-rows tr")
     for n in (1, 2, 3):
