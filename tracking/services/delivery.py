@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..models import Attempt, Delivery, VendorConnection, VendorKind
+from ..models import Attempt, Delivery, LeadDelivery, VendorConnection, VendorKind
 from ..vendors import vendor_class
 from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, redact
 from ..vendors.http import Exchange, TokenError, VendorSession
@@ -320,29 +320,40 @@ def connection_dispatch(*, connection_id: int) -> int:
 
 
 # -- sweeping (beat) --------------------------------------------------------------------------------------
-def deliveries_sweep() -> dict[str, int]:
-    """Take back deliveries stuck in `sending` (their worker died) and wake every connection with due work."""
-    now = timezone.now()
+def sending_take_back(model: type[Delivery] | type[LeadDelivery], *, now: datetime) -> int:
+    """Rows of `model` stuck in `sending` (their worker died before recording an answer) become due again."""
     stuck_before = now - timedelta(seconds=settings.HUB_STUCK_AFTER_SECONDS)
-    recovered = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=stuck_before).update(
-        status=Delivery.Status.RETRYING,
+    recovered = model.objects.filter(status="sending", claimed_at__lt=stuck_before).update(
+        status="retrying",
         claimed_at=None,
         next_attempt_at=now,
         last_error="taken back: the worker sending it stopped before recording an answer",
     )
     if recovered:
-        log.warning("recovered %d deliveries stuck in sending", recovered)
+        log.warning("recovered %d %s stuck in sending", recovered, model._meta.verbose_name_plural)
+    return recovered
+
+
+def connections_due(model: type[Delivery] | type[LeadDelivery], *, now: datetime) -> list[int]:
+    """Enabled connections with rows of `model` due now, leaving out those whose circuit is open."""
     due = set(
-        Delivery.objects.filter(status__in=Delivery.DUE_STATUSES, next_attempt_at__lte=now, connection__enabled=True)
+        model.objects.filter(status__in=model.DUE_STATUSES, next_attempt_at__lte=now, connection__enabled=True)
         .values_list("connection_id", flat=True)
         .distinct()
     )
     open_circuits = set(
         VendorConnection.objects.filter(pk__in=due, circuit_open_until__gt=now).values_list("pk", flat=True)
     )
-    woken = due - open_circuits
+    return sorted(due - open_circuits)
+
+
+def deliveries_sweep() -> dict[str, int]:
+    """Take back deliveries stuck in `sending` (their worker died) and wake every connection with due work."""
+    now = timezone.now()
+    recovered = sending_take_back(Delivery, now=now)
+    woken = connections_due(Delivery, now=now)
     from ..tasks import dispatch_connection
 
-    for connection_id in sorted(woken):
+    for connection_id in woken:
         dispatch_connection.delay(connection_id)
     return {"recovered": recovered, "woken": len(woken)}

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import F, QuerySet
@@ -26,7 +25,16 @@ from ..vendors.base import ConfigurationError, Result, VendorRequest
 from ..vendors.http import TokenError, VendorSession
 from ..vendors.webmarketer import classify_update
 from .audit import audit_record
-from .delivery import Sent, attempt_fields, circuit_update, exchange_send, next_state, session_for
+from .delivery import (
+    Sent,
+    attempt_fields,
+    circuit_update,
+    connections_due,
+    exchange_send,
+    next_state,
+    sending_take_back,
+    session_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -432,36 +440,16 @@ def lead_changes_dispatch(*, connection_id: int) -> int:
 def lead_changes_sweep() -> dict[str, int]:
     """Take back lead deliveries stuck in `sending`, release waiting ones whose event arrived (or fail them
     when it never will), and wake every connection with due lead deliveries."""
-    now = timezone.now()
-    stuck_before = now - timedelta(seconds=settings.HUB_STUCK_AFTER_SECONDS)
-    recovered = LeadDelivery.objects.filter(status=LeadDelivery.Status.SENDING, claimed_at__lt=stuck_before).update(
-        status=LeadDelivery.Status.RETRYING,
-        claimed_at=None,
-        next_attempt_at=now,
-        last_error="taken back: the worker sending it stopped before recording an answer",
-    )
-    if recovered:
-        log.warning("recovered %d lead deliveries stuck in sending", recovered)
+    recovered = sending_take_back(LeadDelivery, now=timezone.now())
     waiting_ids = list(
         LeadDelivery.objects.filter(status=LeadDelivery.Status.WAITING)
         .order_by("id")
         .values_list("id", flat=True)[:WAITING_PER_SWEEP]
     )
     released = _waiting_resolve(LeadDelivery.objects.filter(id__in=waiting_ids), wake=False) if waiting_ids else 0
-    now = timezone.now()  # the released ones are due from now
-    due = set(
-        LeadDelivery.objects.filter(
-            status__in=LeadDelivery.DUE_STATUSES, next_attempt_at__lte=now, connection__enabled=True
-        )
-        .values_list("connection_id", flat=True)
-        .distinct()
-    )
-    open_circuits = set(
-        VendorConnection.objects.filter(pk__in=due, circuit_open_until__gt=now).values_list("pk", flat=True)
-    )
-    woken = due - open_circuits
+    woken = connections_due(LeadDelivery, now=timezone.now())  # the released ones are due from now
     from ..tasks import dispatch_lead_changes
 
-    for connection_id in sorted(woken):
+    for connection_id in woken:
         dispatch_lead_changes.delay(connection_id)
     return {"lead_recovered": recovered, "lead_released": released, "lead_woken": len(woken)}

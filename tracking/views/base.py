@@ -6,9 +6,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.utils.dateparse import parse_date
 from django_htmx.middleware import HtmxDetails
@@ -44,3 +45,13 @@ def day_bound(value: str, *, end: bool = False) -> datetime | None:
         return None
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return start + timedelta(days=1) if end else start
+
+
+def form_errors_add(form: forms.Form, error: ValidationError) -> None:
+    """A service's ValidationError shown on the form: under its field when the form has one, else on top."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for name, messages in error.message_dict.items():
+        for message in messages:
+            form.add_error(name if name in form.fields else None, message)

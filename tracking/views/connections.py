@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..connection_forms import SPECS, ConnectionForm, kind_choices
 from ..models import VendorConnection
 from ..services.connections import connection_create, connection_test, connection_update
-from .base import HtmxHttpRequest, permission_required
+from .base import HtmxHttpRequest, form_errors_add, permission_required
 
 
 @require_GET
@@ -33,9 +33,7 @@ def _save(request: HtmxHttpRequest, form: ConnectionForm) -> VendorConnection | 
             return connection_create(kind=form.kind, secrets=form.secrets, user=request.user, **form.result)
         return connection_update(connection=form.connection, secrets=form.secrets, user=request.user, **form.result)
     except ValidationError as exc:
-        for name, errors in exc.message_dict.items():
-            for error in errors:
-                form.add_error(name if name in form.fields else None, error)
+        form_errors_add(form, exc)
         return None
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..models import Event, EventType, Route
 from ..route_forms import PATH_HELP, RouteForm, Row
 from ..services.routes import route_create, route_delete, route_preview, route_update
-from .base import HtmxHttpRequest, permission_required
+from .base import HtmxHttpRequest, form_errors_add, permission_required
 
 RECENT_EVENTS = 20
 
@@ -78,9 +78,7 @@ def _save(request: HtmxHttpRequest, form: RouteForm, route: Route | None) -> Rou
             return route_create(user=request.user, **form.values)
         return route_update(route=route, user=request.user, **form.values)
     except ValidationError as exc:
-        for name, errors in exc.message_dict.items():
-            for error in errors:
-                form.add_error(name if name in form.fields else None, error)
+        form_errors_add(form, exc)
         return None
 
 
