@@ -218,6 +218,14 @@ def acquia_urls(region: str, environment: str) -> tuple[str, str] | None:
     return f"https://{pair[0]}.agilone.com/", f"https://{pair[1]}.agilone.com/token"
 
 
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders a value, like PasswordInput(render_value=False): a secret typed into a
+    form that comes back with errors is not echoed into the page (it is typed again)."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class ConnectionForm(forms.Form):
     """A connection of one kind: common fields, that vendor's settings and secrets, delivery tuning."""
 
@@ -278,7 +286,7 @@ class ConnectionForm(forms.Form):
         for spec in self.spec.secrets:
             is_set = bool(stored.get(spec.key))
             widget: forms.Widget = (
-                forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"})
+                SecretTextarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"})
                 if spec.multiline
                 else forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
             )

@@ -179,6 +179,25 @@ def test_a_service_account_that_is_not_json_is_refused(client, marketing):
     assert VendorConnection.objects.get().secrets["service_account"]["clientId"] == "client-1"
 
 
+def test_a_service_account_typed_into_a_refused_form_is_not_echoed_back(client, marketing):
+    vendor_connection_make("tracify", name="wm")
+    account = service_account_make()
+    form = {
+        "kind": "webmarketer",
+        "name": "wm",
+        "base_url": "https://api.webmarketer.io/api/v1/",
+        "auth_url": "https://oauth.webmarketer.io/oidc/token",
+        "setting_project_id": "my-project",
+        "secret_service_account": json.dumps(account),
+        **ADVANCED,
+    }
+
+    html = client.post("/connections/new/", form).content.decode()
+
+    assert "already exists" in html
+    assert "PRIVATE KEY" not in html and account["clientId"] not in html
+
+
 def test_a_taken_name_is_refused(client, marketing):
     vendor_connection_make("tracify", name="acquia-eu")
 
