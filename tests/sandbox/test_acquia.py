@@ -9,17 +9,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from tracking.sandbox import create_app
 from tracking.vendors.acquia import Acquia, access_key
 from tracking.vendors.base import OutgoingEvent, VendorRequest
 
 TRACKER = "/acquia/v2/999/dw/tracker"
 EVENT = {"Type": "login", "EventTimeStamp": "2024-06-21T12:36:37Z", "Email": "a@b.c"}
-
-
-@pytest.fixture
-def client():
-    return TestClient(create_app())
 
 
 @pytest.fixture

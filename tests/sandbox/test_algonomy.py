@@ -6,19 +6,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
-from tracking.sandbox import create_app
 from tracking.vendors.algonomy import Algonomy
 from tracking.vendors.base import OutgoingEvent
 
 BODY = {"srcId": "WBSTR", "srcType": "Website", "requestTime": 1710000000000, "customer": {"email": "user@mail.com"},
         "eventData": {"customerCode": "100"}}  # fmt: skip
-
-
-@pytest.fixture
-def client():
-    return TestClient(create_app())
 
 
 @pytest.fixture

@@ -3,14 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from starlette.testclient import TestClient
-
-from tracking.sandbox import create_app
-
-
-@pytest.fixture
-def client():
-    return TestClient(create_app())
 
 
 @pytest.fixture

@@ -5,18 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from starlette.testclient import TestClient
 
-from tracking.sandbox import create_app
 from tracking.vendors.base import OutgoingEvent
 from tracking.vendors.tracify import Tracify
 
 SITE = "00000000-0000-0000-0000-000000000000"
-
-
-@pytest.fixture
-def client():
-    return TestClient(create_app())
 
 
 @pytest.fixture

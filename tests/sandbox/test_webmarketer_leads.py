@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from starlette.testclient import TestClient
 
 from tracking.demo import EVENT_TYPES
-from tracking.sandbox import create_app
-from tracking.vendors.webmarketer import Webmarketer
 
 API = "/webmarketer/api/v1/projects/my-project"
 CONTACT_FORM = next(e for e in EVENT_TYPES if e["reference"] == "contact-form")
@@ -17,24 +12,14 @@ MISSING = {"statusCode": 404, "message": "No storageKey matching field in this e
 
 
 @pytest.fixture
-def client():
+def client(webmarketer_client):
     """A client of a fresh sandbox holding a bearer token, with the demo contact-form type declared."""
-    app = create_app()
-    client = TestClient(app)
-    account = client.post("/__sandbox__/webmarketer/service-accounts").json()
-    vendor = Webmarketer(
-        base_url="http://testserver/webmarketer/api/v1/",
-        settings={"project_id": "my-project"},
-        secrets={"service_account": account},
-    )
-    token = client.post("/webmarketer/oidc/token", data=vendor.token_request(datetime.now(UTC)).form).json()
-    client.headers["Authorization"] = f"Bearer {token['access_token']}"
-    created = client.post(
+    created = webmarketer_client.post(
         f"{API}/event-types",
         json={"reference": "contact-form", "name": CONTACT_FORM["name"], "fields": CONTACT_FORM["fields"]},
     )
     assert created.status_code == 201
-    return client
+    return webmarketer_client
 
 
 def send_event(client, event_type: str = "contact-form", nonce: str = "n-1") -> str:

@@ -5,10 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from starlette.testclient import TestClient
-
-from tracking.sandbox import create_app
-from tracking.vendors.webmarketer import Webmarketer
 
 API = "/webmarketer/api/v1/projects/my-project"
 FIELD = {"discriminant": False, "isPii": False, "isMostProbableLocation": False, "optional": False}
@@ -20,21 +16,9 @@ LOCATION_FIELD |= {"type": "location", "ingestionKey": "location"}
 
 
 @pytest.fixture
-def client():
+def client(webmarketer_client):
     """A client of a fresh sandbox holding a bearer token for the Webmarketer API."""
-    app = create_app()
-    client = TestClient(app)
-    account = client.post("/__sandbox__/webmarketer/service-accounts").json()
-    vendor = Webmarketer(
-        base_url="http://testserver/webmarketer/api/v1/",
-        settings={"project_id": "my-project"},
-        secrets={"service_account": account},
-    )
-    request = vendor.token_request(datetime.now(UTC))
-    token = client.post("/webmarketer/oidc/token", data=request.form).json()["access_token"]
-    client.headers["Authorization"] = f"Bearer {token}"
-    client.app_state = app.state.sandbox.vendors["webmarketer"]
-    return client
+    return webmarketer_client
 
 
 def event_type(reference: str, name: str = "", fields: list | None = None, **extra) -> dict:

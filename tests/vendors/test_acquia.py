@@ -8,7 +8,6 @@ import bcrypt
 import httpx
 import pytest
 
-from tracking.vendors import base
 from tracking.vendors.acquia import Acquia
 from tracking.vendors.base import ConfigurationError, OutgoingEvent
 
@@ -26,8 +25,8 @@ MAPPING = {
 
 
 @pytest.fixture(autouse=True)
-def today(monkeypatch):
-    monkeypatch.setattr(base, "utc_now", lambda: WHEN)
+def today(utc_now_set):
+    utc_now_set(WHEN)
 
 
 @pytest.fixture
@@ -136,9 +135,9 @@ def test_it_signs_with_bcrypt_of_the_token_and_the_utc_date(vendor):
     assert key not in request.recorded_url() and "accessKey=[redacted]" in request.recorded_url()
 
 
-def test_it_makes_a_new_access_key_after_midnight_utc(vendor, monkeypatch):
+def test_it_makes_a_new_access_key_after_midnight_utc(vendor, utc_now_set):
     (first,) = vendor.build([login()], TOKEN)
-    monkeypatch.setattr(base, "utc_now", lambda: datetime(2024, 6, 22, 0, 0, 1, tzinfo=UTC))
+    utc_now_set(datetime(2024, 6, 22, 0, 0, 1, tzinfo=UTC))
     (second,) = vendor.build([login()], TOKEN)
 
     assert first.params["accessKey"] != second.params["accessKey"]

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from tracking.services.delivery import _send_all
-from tracking.vendors import base
 from tracking.vendors.algonomy import REQUIRED_EVENT_DATA, Algonomy
 from tracking.vendors.base import ConfigurationError, OutgoingEvent
 from tracking.vendors.http import Exchange
@@ -102,8 +101,8 @@ WHEN = datetime(2024, 3, 9, 16, 0, tzinfo=UTC)  # 1710000000000 ms
 
 
 @pytest.fixture(autouse=True)
-def clock(monkeypatch):
-    monkeypatch.setattr(base, "utc_now", lambda: WHEN)
+def clock(utc_now_set):
+    utc_now_set(WHEN)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .app import SandboxState, inject_fault, json_error
+from .app import Credentials, SandboxState, VendorSandbox, admin_body, json_error
 
 NAME = "acquia"
 ENTITIES = ("events", "customers", "transactions", "transactionitems")
@@ -33,21 +33,20 @@ def _today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
-class Sandbox:
+class Sandbox(VendorSandbox):
+    name = NAME
+    secret_params = ("accessKey",)  # a secret: recorded as [redacted]
+
     def __init__(self, state: SandboxState) -> None:
-        self.state = state
+        super().__init__(state)
+        self.users = Credentials(state, "acquia_users")  # username → password
         self.tokens: dict[str, float] = {}  # token → expiry (epoch seconds)
         self.keys: dict[str, tuple[str, str]] = {}  # verified accessKey → (token, day): bcrypt is slow
-        self.reset()
 
     def reset(self) -> None:
         self.entities: dict[str, list[dict[str, Any]]] = {}
         self.calls = 0
         self.token_requests = 0
-
-    @property
-    def users(self) -> dict[str, str]:
-        return self.state.persisted.setdefault("acquia_users", {})
 
     def routes(self) -> list[Route]:
         return [
@@ -64,9 +63,7 @@ class Sandbox:
         body = await admin_body(request)
         username = str(body.get("username") or "webtag-" + secrets.token_hex(4))
         password = str(body.get("password") or secrets.token_urlsafe(12))
-        with self.state.lock:
-            self.users[username] = password
-            self.state.save()
+        self.users.add(username, password)
         return JSONResponse({"username": username, "password": password}, status_code=201)
 
     async def inspect_events(self, request: Request) -> Response:
@@ -118,32 +115,18 @@ class Sandbox:
         """POST …/dw/tracker: 200; 400 without accessKey or with a bad payload; 401 bad key."""
         query = request.query_params
         if query.get("scheme") != "a1webtag":
-            return self._answer(request, None, json_error(400, "scheme=a1webtag is required"))
+            return self.answer(request, None, json_error(400, "scheme=a1webtag is required"))
         if not query.get("accessKey"):
-            return self._answer(request, None, json_error(400, "accessKey is required"))
+            return self.answer(request, None, json_error(400, "accessKey is required"))
         if not await self._key_valid(query["accessKey"]):
-            return self._answer(request, None, json_error(401, "invalid accessKey"))
-        try:
-            body = await request.json()
-        except ValueError:
-            return self._answer(request, None, json_error(400, "body is not JSON"))
-        fault = await inject_fault(self.state, NAME)
-        if fault is not None:
-            return self._answer(request, body, fault)
+            return self.answer(request, None, json_error(401, "invalid accessKey"))
+        body = await self.body_read(request)
         if problem := _payload_problem(body):
-            return self._answer(request, body, json_error(400, problem))
+            return self.answer(request, body, json_error(400, problem))
         self.calls += 1
         for name, rows in body.items():
             self.entities.setdefault(name, []).extend({**row, "_tenant": request.path_params["tenant"]} for row in rows)
-        return self._answer(request, body, JSONResponse({"status": "ok"}))
-
-    def _answer(self, request: Request, body: Any, response: Response) -> Response:
-        """Record the call with its accessKey hidden (it is a secret) and answer."""
-        self.state.record(NAME, request, body, response.status_code)
-        query = self.state.received[-1]["query"]
-        if "accessKey" in query:
-            query["accessKey"] = "[redacted]"
-        return response
+        return self.answer(request, body, JSONResponse({"status": "ok"}))
 
 
 def _matches(secret: str, key: str) -> bool:
@@ -170,12 +153,3 @@ def _payload_problem(body: Any) -> str:
         if missing := [k for k in ("Type", "EventTimeStamp") if not row.get(k)]:
             return f"events: {missing[0]} is required"
     return ""
-
-
-async def admin_body(request: Request) -> dict[str, Any]:
-    """The optional JSON object of a sandbox admin call ({} when empty or not an object)."""
-    try:
-        body = await request.json() if (await request.body()).strip() else {}
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

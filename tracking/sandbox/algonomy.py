@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .app import SandboxState, inject_fault, json_error
+from .app import Credentials, SandboxState, VendorSandbox, admin_body, json_error
 
 NAME = "algonomy"
 TOKEN_LIFETIME = 3600
@@ -57,19 +57,17 @@ REQUIRED: dict[str, list[str]] = {
 }
 
 
-class Sandbox:
+class Sandbox(VendorSandbox):
+    name = NAME
+
     def __init__(self, state: SandboxState) -> None:
-        self.state = state
+        super().__init__(state)
+        self.clients = Credentials(state, "algonomy_clients")  # client id → {"secret", "tenant"}
         self.tokens: dict[str, tuple[float, str]] = {}  # token → (expiry, tenant hash)
-        self.reset()
 
     def reset(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.token_requests = 0
-
-    @property
-    def clients(self) -> dict[str, dict[str, str]]:
-        return self.state.persisted.setdefault("algonomy_clients", {})
 
     def routes(self) -> list[Route]:
         return [
@@ -89,9 +87,7 @@ class Sandbox:
             "client_secret": str(body.get("client_secret") or secrets.token_urlsafe(24)),
             "tenant_hash": str(body.get("tenant_hash") or secrets.token_hex(16).upper()),
         }
-        with self.state.lock:
-            self.clients[client["client_id"]] = {"secret": client["client_secret"], "tenant": client["tenant_hash"]}
-            self.state.save()
+        self.clients.add(client["client_id"], {"secret": client["client_secret"], "tenant": client["tenant_hash"]})
         return JSONResponse(client, status_code=201)
 
     async def inspect_events(self, request: Request) -> Response:
@@ -121,27 +117,17 @@ class Sandbox:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         grant = self.tokens.get(token) if scheme.lower() == "bearer" else None
         if grant is None or grant[0] <= time.time():
-            return self._answer(request, None, json_error(401, "access token missing, expired or invalid"))
+            return self.answer(request, None, json_error(401, "access token missing, expired or invalid"))
         if tenant not in {c["tenant"] for c in self.clients.values()} or event_name not in REQUIRED:
-            return self._answer(request, None, json_error(404, "tenant hash or event name is incorrect"))
+            return self.answer(request, None, json_error(404, "tenant hash or event name is incorrect"))
         if grant[1] != tenant:
-            return self._answer(request, None, json_error(403, "the token has no permission for this tenant"))
-        try:
-            body = await request.json()
-        except ValueError:
-            return self._answer(request, None, json_error(400, "body is not JSON"))
-        fault = await inject_fault(self.state, NAME)
-        if fault is not None:
-            return self._answer(request, body, fault)
+            return self.answer(request, None, json_error(403, "the token has no permission for this tenant"))
+        body = await self.body_read(request)
         if problems := _problems(event_name, body):
-            return self._answer(request, body, json_error(400, "; ".join(problems), errors=problems))
+            return self.answer(request, body, json_error(400, "; ".join(problems), errors=problems))
         event_id = str(uuid.uuid4())
         self.events.append({"_id": event_id, "tenant": tenant, "eventName": event_name, **body})
-        return self._answer(request, body, JSONResponse({"status": "accepted", "id": event_id}, status_code=202))
-
-    def _answer(self, request: Request, body: Any, response: Response) -> Response:
-        self.state.record(NAME, request, body, response.status_code)
-        return response
+        return self.answer(request, body, JSONResponse({"status": "accepted", "id": event_id}, status_code=202))
 
 
 def _blank(value: Any) -> bool:
@@ -170,12 +156,3 @@ def _problems(event_name: str, body: Any) -> list[str]:
                 if not isinstance(row, dict) or _blank(row.get(sub))
             ]
     return problems
-
-
-async def admin_body(request: Request) -> dict[str, Any]:
-    """The optional JSON object of a sandbox admin call ({} when empty or not an object)."""
-    try:
-        body = await request.json() if (await request.body()).strip() else {}
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

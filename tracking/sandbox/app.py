@@ -1,4 +1,6 @@
-"""Sandbox application: shared state, fault injection and inspection endpoints."""
+"""Sandbox application: shared state, fault injection, inspection endpoints, and what every vendor's API does
+with a call (VendorSandbox: read the JSON body, inject faults, record the answer; Credentials: what the
+credential-issuing admin endpoints hand out, kept in the state file)."""
 
 from __future__ import annotations
 
@@ -6,10 +8,11 @@ import asyncio
 import json
 import random
 import threading
+from collections.abc import Callable, ValuesView
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -50,13 +53,20 @@ class SandboxState:
             tmp.write_text(json.dumps(self.persisted, indent=1))
             tmp.replace(self.state_file)
 
-    def record(self, vendor: str, request: Request, body: Any, status: int) -> None:
+    def record(
+        self, vendor: str, request: Request, body: Any, status: int, *, secret_params: tuple[str, ...] = ()
+    ) -> None:
+        """Keep one call and the status it got; the `secret_params` of its query are kept as [redacted]."""
+        query = dict(request.query_params)
+        for name in secret_params:
+            if name in query:
+                query[name] = "[redacted]"
         self.received.append(
             {
                 "vendor": vendor,
                 "method": request.method,
                 "path": request.url.path,
-                "query": dict(request.query_params),
+                "query": query,
                 "body": body,
                 "status": status,
                 "at": datetime.now(UTC).isoformat(),
@@ -93,6 +103,94 @@ async def inject_fault(state: SandboxState, vendor: str) -> Response | None:
         status = random.choice(faults.error_statuses)
         return json_error(status, "injected server error")
     return None
+
+
+class Refusal(Exception):
+    """An answer given instead of going on with a call (raised by the steps below and by vendor guards): the app
+    answers with its response, so a handler reads as the vendor's own checks only."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def json_body(request: Request, refused: Callable[[], Response]) -> Any:
+    """The call's JSON body; raises Refusal with `refused()` when it is not JSON."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise Refusal(refused()) from None
+
+
+async def admin_body(request: Request) -> dict[str, Any]:
+    """The optional JSON object of a sandbox admin call ({} when empty, not JSON or not an object)."""
+    try:
+        body = await request.json() if (await request.body()).strip() else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class Credentials:
+    """What one vendor's onboarding handed out (key → what calls are checked against), issued by a sandbox admin
+    endpoint and kept in the state file, so that connections made with them outlive a restart."""
+
+    def __init__(self, state: SandboxState, name: str) -> None:
+        self.state = state
+        self.items: dict[str, Any] = state.persisted.setdefault(name, {})
+
+    def get(self, key: str) -> Any:
+        return self.items.get(key)
+
+    def values(self) -> ValuesView[Any]:
+        return self.items.values()
+
+    def add(self, key: str, value: Any) -> None:
+        """Keep one credential (replacing the one with that key) and write the state file."""
+        with self.state.lock:
+            self.items[key] = value
+            self.state.save()
+
+
+class VendorSandbox:
+    """One vendor's API in the sandbox (a subclass per vendor module adds its routes, state and checks), with the
+    steps every vendor takes with a call to its API: read the JSON body, inject faults, record the answer."""
+
+    name: str  # the vendor in /__sandbox__/received and in Faults.vendors
+    secret_params: tuple[str, ...] = ()  # query parameters recorded as [redacted]
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what was received (POST /__sandbox__/reset); issued credentials and tokens stay."""
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def answer(self, request: Request, body: Any, response: Response) -> Response:
+        """Record the call, its body and the status of `response`, and answer with it."""
+        self.state.record(self.name, request, body, response.status_code, secret_params=self.secret_params)
+        return response
+
+    async def fault_check(self, request: Request, body: Any) -> None:
+        """Raises Refusal with an injected fault (recorded) when the configured faults hit this call."""
+        fault = await inject_fault(self.state, self.name)
+        if fault is not None:
+            raise Refusal(self.answer(request, body, fault))
+
+    async def body_read(self, request: Request) -> Any:
+        """The call's JSON body once past the injected faults; else raises Refusal with the answer (recorded): 400
+        "body is not JSON", or the fault."""
+        body = await json_body(request, lambda: self.answer(request, None, json_error(400, "body is not JSON")))
+        await self.fault_check(request, body)
+        return body
+
+
+async def refusal_answer(request: Request, exc: Exception) -> Response:
+    """The response a Refusal carries (the app's handler for Refusal)."""
+    return cast(Refusal, exc).response
 
 
 def create_app(state_file: Path | None = None) -> Starlette:
@@ -132,8 +230,8 @@ def create_app(state_file: Path | None = None) -> Starlette:
     ]
     for module in (webmarketer, acquia, algonomy, tracardi, tracify):
         vendor = module.Sandbox(state)
-        state.vendors[module.NAME] = vendor
+        state.vendors[vendor.name] = vendor
         routes += vendor.routes()
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={Refusal: refusal_answer})
     app.state.sandbox = state
     return app

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .app import SandboxState, inject_fault
+from .app import Credentials, SandboxState, VendorSandbox, admin_body, json_body
 
 NAME = "tracardi"
 
@@ -32,19 +32,17 @@ def json_type(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), "null")
 
 
-class Sandbox:
+class Sandbox(VendorSandbox):
+    name = NAME
+
     def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self.reset()
+        super().__init__(state)
+        self.sources = Credentials(state, "tracardi_sources")  # source id → {"enabled"}
 
     def reset(self) -> None:
         self.events: list[dict[str, Any]] = []
         # (event type, property) → JSON type first seen: a later different type is a 422 (index mapping).
         self.types: dict[tuple[str, str], str] = {}
-
-    @property
-    def sources(self) -> dict[str, dict[str, Any]]:
-        return self.state.persisted.setdefault("tracardi_sources", {})
 
     def routes(self) -> list[Route]:
         collect = ["GET", "POST"]
@@ -58,18 +56,13 @@ class Sandbox:
     # -- sandbox administration ---------------------------------------------------------------------
     async def source_create(self, request: Request) -> Response:
         """Like creating a webhook event source in the Tracardi GUI."""
-        try:
-            body = await request.json() if (await request.body()).strip() else {}
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
+        body = await admin_body(request)
         source_id = str(body.get("source_id") or uuid.uuid4())
         if source_id.startswith("@") or "/" in source_id:
             return detail(400, "source ids must not start with @ nor contain /")
-        with self.state.lock:
-            self.sources[source_id] = {"enabled": bool(body.get("enabled", True))}
-            self.state.save()
-        return JSONResponse({"source_id": source_id, **self.sources[source_id]}, status_code=201)
+        source = {"enabled": bool(body.get("enabled", True))}
+        self.sources.add(source_id, source)
+        return JSONResponse({"source_id": source_id, **source}, status_code=201)
 
     async def inspect_events(self, request: Request) -> Response:
         return JSONResponse({"count": len(self.events), "data": self.events})
@@ -80,27 +73,18 @@ class Sandbox:
         params = request.path_params
         source = self.sources.get(params["source_id"])
         if params["source_id"].startswith("@") or source is None:
-            return self._answer(request, None, detail(401, f"Invalid event source {params['source_id']!r}"))
+            return self.answer(request, None, detail(401, f"Invalid event source {params['source_id']!r}"))
         if not source["enabled"]:
-            return self._answer(request, None, detail(406, "the event source is disabled"))
-        if request.method == "GET":
-            properties: Any = dict(request.query_params)
-        else:
-            raw = await request.body()
-            try:
-                properties = await request.json() if raw.strip() else {}
-            except ValueError:
-                return self._answer(request, None, detail(422, "the body is not JSON"))
-        fault = await inject_fault(self.state, NAME)
-        if fault is not None:
-            return self._answer(request, properties, fault)
+            return self.answer(request, None, detail(406, "the event source is disabled"))
+        properties = await self._properties(request)
+        await self.fault_check(request, properties)
         if not isinstance(properties, dict):
-            return self._answer(request, properties, detail(422, "event properties must be an object"))
+            return self.answer(request, properties, detail(422, "event properties must be an object"))
         for name, value in properties.items():
             seen = self.types.setdefault((params["event_type"], name), json_type(value))
             if value is not None and seen != "null" and seen != json_type(value):
                 message = f"properties.{name}: type conflict ({json_type(value)} sent, {seen} indexed)"
-                return self._answer(request, properties, detail(422, message))
+                return self.answer(request, properties, detail(422, message))
         event_id = str(uuid.uuid4())
         self.events.append(
             {
@@ -113,8 +97,13 @@ class Sandbox:
             }
         )
         answer = {"event": {"id": event_id}, "session": {"id": params.get("session_id")}}
-        return self._answer(request, properties, JSONResponse(answer))
+        return self.answer(request, properties, JSONResponse(answer))
 
-    def _answer(self, request: Request, body: Any, response: Response) -> Response:
-        self.state.record(NAME, request, body, response.status_code)
-        return response
+    async def _properties(self, request: Request) -> Any:
+        """The query of a GET, the JSON body of a POST ({} when empty); raises Refusal with 422 (recorded) for a
+        body that is not JSON."""
+        if request.method == "GET":
+            return dict(request.query_params)
+        if not (await request.body()).strip():
+            return {}
+        return await json_body(request, lambda: self.answer(request, None, detail(422, "the body is not JSON")))

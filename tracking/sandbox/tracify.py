@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .app import SandboxState, inject_fault, json_error
+from .app import Credentials, SandboxState, VendorSandbox, admin_body, json_error
 
 NAME = "tracify"
 TYPES = {"pageview", "productview", "addtocart", "purchase", "conversion"}
@@ -26,19 +26,17 @@ REQUIRED = {"purchase": ("order_id", "currency", "amount"), "conversion": ("conv
 HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
-class Sandbox:
+class Sandbox(VendorSandbox):
+    name = NAME
+
     def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self.reset()
+        super().__init__(state)
+        self.keys = Credentials(state, "tracify_api_keys")  # API key → customer site id
 
     def reset(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.dedup: set[tuple[str, str, str]] = set()  # (site, type, order_id | conversion_id)
         self.duplicates = 0
-
-    @property
-    def keys(self) -> dict[str, str]:
-        return self.state.persisted.setdefault("tracify_api_keys", {})  # API key → customer site id
 
     def routes(self) -> list[Route]:
         return [
@@ -50,16 +48,10 @@ class Sandbox:
     # -- sandbox administration ---------------------------------------------------------------------
     async def key_create(self, request: Request) -> Response:
         """Like the API key and customer site id a Customer Success Manager hands out."""
-        try:
-            body = await request.json() if (await request.body()).strip() else {}
-        except ValueError:
-            body = {}
-        body = body if isinstance(body, dict) else {}
+        body = await admin_body(request)
         api_key = str(body.get("api_key") or secrets.token_urlsafe(24))
         site = str(body.get("customer_site_id") or uuid.uuid4())
-        with self.state.lock:
-            self.keys[api_key] = site
-            self.state.save()
+        self.keys.add(api_key, site)
         return JSONResponse({"api_key": api_key, "customer_site_id": site}, status_code=201)
 
     async def inspect_events(self, request: Request) -> Response:
@@ -69,20 +61,14 @@ class Sandbox:
     async def events_create(self, request: Request) -> Response:
         site = self.keys.get(request.headers.get("tracify-token", ""))
         if site is None:
-            return self._answer(request, None, json_error(401, "invalid or missing tracify-token"))
-        try:
-            body = await request.json()
-        except ValueError:
-            return self._answer(request, None, json_error(400, "body is not JSON"))
-        fault = await inject_fault(self.state, NAME)
-        if fault is not None:
-            return self._answer(request, body, fault)
+            return self.answer(request, None, json_error(401, "invalid or missing tracify-token"))
+        body = await self.body_read(request)
         events = body.get("events") if isinstance(body, dict) else None
         if not isinstance(events, list) or not events:
-            return self._answer(request, body, json_error(400, "events (a non-empty list) is required"))
+            return self.answer(request, body, json_error(400, "events (a non-empty list) is required"))
         errors = [{"index": i, "error": e} for i, event in enumerate(events) if (e := _problem(event, site))]
         if errors:
-            return self._answer(request, body, json_error(400, errors[0]["error"], errors=errors))
+            return self.answer(request, body, json_error(400, errors[0]["error"], errors=errors))
         for event in events:
             dedup_id = event["data"].get({"purchase": "order_id", "conversion": "conversion_id"}.get(event["type"], ""))
             key = (site, event["type"], str(dedup_id))
@@ -92,11 +78,7 @@ class Sandbox:
             if dedup_id is not None:
                 self.dedup.add(key)
             self.events.append(event)
-        return self._answer(request, body, JSONResponse({"received": len(events)}))
-
-    def _answer(self, request: Request, body: Any, response: Response) -> Response:
-        self.state.record(NAME, request, body, response.status_code)
-        return response
+        return self.answer(request, body, JSONResponse({"received": len(events)}))
 
 
 def _problem(event: Any, site: str) -> str:

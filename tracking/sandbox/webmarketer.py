@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .app import SandboxState, inject_fault, json_error
+from .app import Credentials, Refusal, SandboxState, VendorSandbox, inject_fault, json_body, json_error
 
 NAME = "webmarketer"
 AUDIENCE = "https://oauth.webmarketer.io/oidc/token"
@@ -35,11 +35,13 @@ PROJECT = "/webmarketer/api/v1/projects/{project_id}"
 STORAGE_KEY_MISSING = "No storageKey matching field in this eventType"
 
 
-class Sandbox:
+class Sandbox(VendorSandbox):
+    name = NAME
+
     def __init__(self, state: SandboxState) -> None:
-        self.state = state
+        super().__init__(state)
+        self.accounts = Credentials(state, "webmarketer_service_accounts")  # key id → public key, client, email
         self.tokens: dict[str, float] = {}
-        self.reset()
 
     def reset(self) -> None:
         self.events: dict[str, dict[str, Any]] = {}  # by Webmarketer event id
@@ -54,10 +56,6 @@ class Sandbox:
         self.lead_keys: dict[str, dict[str, set[str]] | None] = {}
         self.lead_values: dict[str, dict[str, dict[str, Any]]] = {}
         self.lead_history: dict[str, list[dict[str, Any]]] = {}
-
-    @property
-    def accounts(self) -> dict[str, dict[str, str]]:
-        return self.state.persisted.setdefault("webmarketer_service_accounts", {})
 
     def routes(self) -> list[Route]:
         return [
@@ -96,13 +94,12 @@ class Sandbox:
             "clientId": "sandbox-" + uuid.uuid4().hex[:12],
             "serviceAccountEmail": f"hub-{kid[:8]}@sandbox.webmarketer.io",
         }
-        with self.state.lock:
-            self.accounts[kid] = {
-                "publicKey": public_pem,
-                "clientId": account["clientId"],
-                "serviceAccountEmail": account["serviceAccountEmail"],
-            }
-            self.state.save()
+        checked = {  # what the token endpoint checks assertions against (the private key goes to the hub only)
+            "publicKey": public_pem,
+            "clientId": account["clientId"],
+            "serviceAccountEmail": account["serviceAccountEmail"],
+        }
+        self.accounts.add(kid, checked)
         return JSONResponse(account, status_code=201)
 
     async def inspect_events(self, request: Request) -> Response:
@@ -169,18 +166,11 @@ class Sandbox:
         """POST events: 200 with the event id (the same id again for a known nonce)."""
         if not self.authorised(request):
             return json_error(401, "Unauthorized")
-        try:
-            body = await request.json()
-        except ValueError:
-            return json_error(400, "body is not JSON", error="Bad Request")
-        fault = await inject_fault(self.state, NAME)
-        if fault is not None:
-            self.state.record(NAME, request, body, fault.status_code)
-            return fault
+        body = await json_body(request, _not_json)
+        await self.fault_check(request, body)
         problems = _event_problems(body)
         if problems:
-            self.state.record(NAME, request, body, 400)
-            return json_error(400, problems, error="Bad Request")
+            return self.answer(request, body, json_error(400, problems, error="Bad Request"))
         key = (body["projectId"], str(body["nonce"]))
         event_id = self.by_nonce.get(key)
         if event_id is None:
@@ -196,27 +186,24 @@ class Sandbox:
             self.lead_keys[event_id] = self.lead_keys_of(body["projectId"], body["eventType"])
         else:
             self.events[event_id]["sends"] += 1
-        self.state.record(NAME, request, body, 200)
-        return JSONResponse(event_id)
+        return self.answer(request, body, JSONResponse(event_id))
 
     # -- event types, trash, raw events, offline interactions --------------------------------------------
-    async def _guard(self, request: Request) -> tuple[str, Response | None]:
-        """The path's project id, or the answer to give instead (401, an injected fault, a bad project id)."""
+    async def _guard(self, request: Request) -> str:
+        """The path's project id; else raises Refusal (not recorded): 401, an injected fault, a bad project id."""
         if not self.authorised(request):
-            return "", json_error(401, "Unauthorized")
+            raise Refusal(json_error(401, "Unauthorized"))
         fault = await inject_fault(self.state, NAME)
         if fault is not None:
-            return "", fault
+            raise Refusal(fault)
         project = request.path_params["project_id"]
         if not (3 <= len(project) <= 64 and PROJECT_ID.match(project)):
-            return "", json_error(400, "projectId must match ^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Bad Request")
-        return project, None
+            raise Refusal(json_error(400, "projectId must match ^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Bad Request"))
+        return project
 
     async def event_types_list(self, request: Request) -> Response:
         """GET: paginated, filtered by search / archived / storageKey / reference, sorted; POST: create."""
-        project, refusal = await self._guard(request)
-        if refusal is not None:
-            return refusal
+        project = await self._guard(request)
         if request.method == "POST":
             return await self._event_type_create(request, project)
         query = request.query_params
@@ -240,10 +227,7 @@ class Sandbox:
         return JSONResponse({"total": len(items), "count": len(page), "data": page})
 
     async def _event_type_create(self, request: Request, project: str) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            return json_error(400, "body is not JSON", error="Bad Request")
+        body = await json_body(request, _not_json)
         problem = _event_type_problems(body)
         if problem:
             return json_error(400, problem, error="Bad Request")
@@ -272,9 +256,7 @@ class Sandbox:
     async def event_type_one(self, request: Request) -> Response:
         """GET one by reference; PATCH and DELETE are sandbox conveniences (the docs show no update), to play
         changes made in the Webmarketer console: PATCH takes the type's keys, plus {"archived": true|false}."""
-        project, refusal = await self._guard(request)
-        if refusal is not None:
-            return refusal
+        project = await self._guard(request)
         reference = request.path_params["reference"]
         types = self.event_types.get(project, {})
         doc = types.get(reference)
@@ -285,10 +267,7 @@ class Sandbox:
         if request.method == "DELETE":
             del types[reference]
             return Response(status_code=204)
-        try:
-            changes = await request.json()
-        except ValueError:
-            return json_error(400, "body is not JSON", error="Bad Request")
+        changes = await json_body(request, _not_json)
         if not isinstance(changes, dict):
             return json_error(400, "body must be an object", error="Bad Request")
         editable = {"name", "fields", "metadata", "phoneParsingConfig", "expirationPolicy", "archivedAt"}
@@ -325,9 +304,7 @@ class Sandbox:
 
     async def trash_list(self, request: Request) -> Response:
         """Trashed events whose processingDate is within since..until, newest first, paginated."""
-        project, refusal = await self._guard(request)
-        if refusal is not None:
-            return refusal
+        project = await self._guard(request)
         query = request.query_params
         try:
             since, until = _date_param(query, "since"), _date_param(query, "until")
@@ -346,9 +323,7 @@ class Sandbox:
         return JSONResponse({"count": len(page), "total": len(items), "data": page})
 
     async def raw_event(self, request: Request) -> Response:
-        project, refusal = await self._guard(request)
-        if refusal is not None:
-            return refusal
+        project = await self._guard(request)
         event = self.events.get(request.path_params["event_id"])
         if event is None or event["projectId"] != project:
             return json_error(404, "Event not found", error="Not Found")
@@ -376,17 +351,14 @@ class Sandbox:
         """PATCH …/events/{id}/states|statistics/{storageKey} {value, date?}: 404 with the documented message
         for a key the event's type did not declare when the event arrived (a sandbox that never saw the
         type takes any key)."""
-        project, refusal = await self._guard(request)
-        if refusal is not None:
-            return refusal
+        project = await self._guard(request)
         event_id, storage_key = request.path_params["event_id"], request.path_params["storage_key"]
         try:
             body = await request.json()
         except ValueError:
             body = None
         status, answer = self._lead_answer(project, event_id, storage_key, kind, body)
-        self.state.record(NAME, request, body, status)
-        return JSONResponse(answer, status_code=status)
+        return self.answer(request, body, JSONResponse(answer, status_code=status))
 
     def _lead_answer(
         self, project: str, event_id: str, storage_key: str, kind: str, body: Any
@@ -420,13 +392,8 @@ class Sandbox:
 
     async def offline_interaction_create(self, request: Request) -> Response:
         """Synchronous: 400 with the reason when the interaction cannot be taken, 201 otherwise."""
-        project, refusal = await self._guard(request)
-        if refusal is not None:
-            return refusal
-        try:
-            body = await request.json()
-        except ValueError:
-            return json_error(400, "body is not JSON", error="Bad Request")
+        project = await self._guard(request)
+        body = await json_body(request, _not_json)
         if not isinstance(body, dict):
             return json_error(400, "body must be an object", error="Bad Request")
         node, user = body.get("nodeData"), body.get("userData")
@@ -442,6 +409,10 @@ class Sandbox:
         interaction = {"_id": str(uuid.uuid4()), "projectId": project, **body, "createdAt": _now()}
         self.offline_interactions.append(interaction)
         return JSONResponse(interaction, status_code=201)
+
+
+def _not_json() -> Response:
+    return json_error(400, "body is not JSON", error="Bad Request")
 
 
 def _event_problems(body: Any) -> str:
