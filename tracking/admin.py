@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from .models import Attempt, AuditEntry, Delivery, Event, EventType, Route, Source, VendorConnection
 from .services.audit import audit_record
-from .services.connections import connection_test, secrets_merge
+from .services.connections import UPDATABLE_FIELDS, connection_test, secrets_merge
 from .services.replay import event_replay
 
 
@@ -29,20 +29,7 @@ class VendorConnectionForm(forms.ModelForm):
 
     class Meta:
         model = VendorConnection
-        fields = (
-            "kind",
-            "name",
-            "enabled",
-            "base_url",
-            "auth_url",
-            "settings",
-            "timeout_seconds",
-            "max_rate",
-            "batch_size",
-            "retry_base_seconds",
-            "retry_max_seconds",
-            "give_up_after_seconds",
-        )
+        fields = ("kind", *UPDATABLE_FIELDS)
 
     def clean_new_secrets(self) -> dict:
         raw = self.cleaned_data["new_secrets"].strip()

@@ -7,7 +7,7 @@ import respx
 from httpx import Response
 
 from tests.factories import event_type_make, route_make, source_make, user_make, webmarketer_connection_make
-from tracking.models import Delivery, TrashedEvent
+from tracking.models import Attempt, Delivery, TrashedEvent
 from tracking.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +161,25 @@ def test_the_event_detail_links_its_webmarketer_trash_items(client, routed):
     html = client.get(f"/events/{result.event.uuid}/").content.decode()
 
     assert f'href="/trash/{item.pk}/"' in html and "open" in html
+
+
+def test_the_event_detail_shows_each_attempt_with_the_vendors_answer(client, routed):
+    _, source = routed
+    (result,) = ingest(source, 1)
+    delivery = Delivery.objects.get()
+    Attempt.objects.create(
+        delivery=delivery,
+        method="POST",
+        url="https://api.webmarketer.io/api/v1/events",
+        request_body='{"nonce": "n-0"}',
+        response_status=503,
+        response_body='{"message": "try later"}',
+        outcome="retry",
+        error="HTTP 503: try later",
+    )
+    client.force_login(user_make("Auditor"))
+
+    html = client.get(f"/events/{result.event.uuid}/").content.decode()
+
+    assert "1 attempt<" in html and "https://api.webmarketer.io/api/v1/events" in html
+    assert "HTTP 503: try later" in html and "try later&quot;}" in html
