@@ -210,15 +210,14 @@ class Delivery(models.Model):
         return f"{self.event} → {self.connection.name} [{self.status}]"
 
 
-class Attempt(models.Model):
-    """One HTTP exchange with a vendor for one delivery, secrets redacted."""
+class Exchange(models.Model):
+    """One HTTP exchange with a vendor, secrets redacted: what Attempt and LeadAttempt record."""
 
     class Outcome(models.TextChoices):
         DELIVERED = "delivered", "Delivered"
         RETRY = "retry", "Retry"
         FAILED = "failed", "Failed"
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
     started_at = models.DateTimeField(default=timezone.now)
     duration_ms = models.PositiveIntegerField(default=0)
     method = models.CharField(max_length=10)
@@ -230,10 +229,17 @@ class Attempt(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.method} {self.url} → {self.response_status or self.error}"
+
+
+class Attempt(Exchange):
+    """One HTTP exchange with a vendor for one delivery, secrets redacted."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
 
 
 class AuditEntry(models.Model):
@@ -446,22 +452,7 @@ class LeadDelivery(models.Model):
         return f"{self.change} → {self.connection.name} [{self.status}]"
 
 
-class LeadAttempt(models.Model):
-    """One HTTP exchange with Webmarketer for one lead delivery, secrets redacted (the columns of Attempt)."""
+class LeadAttempt(Exchange):
+    """One HTTP exchange with Webmarketer for one lead delivery, secrets redacted."""
 
     delivery = models.ForeignKey(LeadDelivery, on_delete=models.CASCADE, related_name="attempt_set")
-    started_at = models.DateTimeField(default=timezone.now)
-    duration_ms = models.PositiveIntegerField(default=0)
-    method = models.CharField(max_length=10)
-    url = models.TextField()
-    request_body = models.TextField(blank=True)
-    response_status = models.PositiveIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True)
-    outcome = models.CharField(max_length=10, choices=Attempt.Outcome.choices)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-started_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.url} → {self.response_status or self.error}"
