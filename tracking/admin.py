@@ -117,12 +117,22 @@ class SourceAdmin(admin.ModelAdmin):
         return False
 
 
-class DeliveryInline(admin.TabularInline):
-    model = Delivery
-    fields = ("connection", "generation", "status", "attempts", "next_attempt_at", "vendor_ref", "last_error")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows the hub writes (deliveries, attempts), shown under their parent: nothing to add, edit or delete."""
+
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DeliveryInline(ReadOnlyInline):
+    model = Delivery
+    fields = ("connection", "generation", "status", "attempts", "next_attempt_at", "vendor_ref", "last_error")
     show_change_link = True
 
 
@@ -153,22 +163,22 @@ class EventAdmin(admin.ModelAdmin):
             self.message_user(request, line, messages.WARNING)
 
 
-class AttemptInline(admin.TabularInline):
+ATTEMPT_FIELDS = (
+    "started_at",
+    "duration_ms",
+    "method",
+    "url",
+    "response_status",
+    "outcome",
+    "error",
+    "request_body",
+    "response_body",
+)
+
+
+class AttemptInline(ReadOnlyInline):
     model = Attempt
-    fields = (
-        "started_at",
-        "duration_ms",
-        "method",
-        "url",
-        "response_status",
-        "outcome",
-        "error",
-        "request_body",
-        "response_body",
-    )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
+    fields = ATTEMPT_FIELDS
 
 
 @admin.register(Delivery)
@@ -438,16 +448,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class LeadDeliveryInline(admin.TabularInline):
+class LeadDeliveryInline(ReadOnlyInline):
     model = LeadDelivery
     fields = ("connection", "status", "attempts", "next_attempt_at", "vendor_ref", "delivered_at", "last_error")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(LeadChange)
@@ -461,16 +465,9 @@ class LeadChangeAdmin(ReadOnlyAdmin):
     list_select_related = ("event", "user")
 
 
-class LeadAttemptInline(admin.TabularInline):
+class LeadAttemptInline(ReadOnlyInline):
     model = LeadAttempt
-    fields = ("started_at", "duration_ms", "method", "url", "response_status", "outcome", "error", "request_body")
-    fields += ("response_body",)
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+    fields = ATTEMPT_FIELDS
 
 
 @admin.register(LeadDelivery)
