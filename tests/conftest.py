@@ -45,6 +45,15 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+@pytest.fixture
+def fresh_sessions(monkeypatch):
+    """No pooled vendor session (nor cached token) from another test: respx only sees clients built while
+    it is active."""
+    from tracking.services import delivery
+
+    monkeypatch.setattr(delivery, "_sessions", {})
+
+
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory) -> str:
     """The vendor sandbox, a real HTTP server in its own process."""

@@ -6,9 +6,11 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
 from tracking.demo import EVENT_TYPES
-from tracking.models import EventType, Route, VendorConnection
+from tracking.models import Delivery, Event, EventType, Route, VendorConnection
+from tracking.services.delivery import connection_dispatch
 from tracking.services.ingest import source_create
 
 CONTACT_FORM = next(e for e in EVENT_TYPES if e["reference"] == "contact-form")
@@ -135,3 +137,22 @@ def sandbox_webmarketer_api(sandbox_url: str, connection: VendorConnection) -> h
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
     )
+
+
+def events_deliver(connection, event_type, datas: list[dict], *, nonce_prefix: str = "nonce") -> list:
+    """Valid-looking events of `event_type` (set up directly, past the ingest check) sent to `connection`
+    through the real delivery pipeline; every delivery must end delivered."""
+    events = [
+        Event.objects.create(
+            nonce=f"{nonce_prefix}-{i}",
+            event_type=event_type,
+            event_type_ref=event_type.reference,
+            data=data,
+            event_date=timezone.now(),
+        )
+        for i, data in enumerate(datas)
+    ]
+    Delivery.objects.bulk_create([Delivery(event=e, connection=connection, nonce=e.nonce) for e in events])
+    connection_dispatch(connection_id=connection.pk)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
+    return events

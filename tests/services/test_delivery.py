@@ -14,18 +14,10 @@ from tracking.models import Attempt, Delivery, VendorConnection
 from tracking.services import delivery as service
 from tracking.services.ingest import events_ingest
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
 
 TOKEN_URL = "https://oauth.webmarketer.io/oidc/token"
 EVENTS_URL = "https://api.webmarketer.io/api/v1/events"
-
-
-@pytest.fixture(autouse=True)
-def fresh_sessions():
-    """Each test starts without the per-process sessions (and their cached tokens)."""
-    service._sessions.clear()
-    yield
-    service._sessions.clear()
 
 
 @pytest.fixture

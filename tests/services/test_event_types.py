@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import event_type_make, user_make
+from tests.vendors.test_webmarketer_ops import SEED_CREATE_EVENT_TYPE
 from tracking.models import AuditEntry, Event, EventType
 from tracking.services.event_types import EventTypeInvalid, event_type_clean, event_type_save
 from tracking.services.webmarketer import event_type_document
@@ -223,24 +224,7 @@ def test_unknown_field_keys_are_kept_and_a_reordered_save_changes_nothing():
 
 def test_what_the_editor_saves_pushes_as_the_seeds_create_sample():
     # webmarketer-api-1.0.0.txt, "Create an event-type", request sample ("from" names one of its two values).
-    seed = {
-        "reference": "contact-form",
-        "name": "Contact Form",
-        "fields": [
-            {
-                "entity": "user",
-                "type": "string",
-                "storageKey": "phone",
-                "ingestionKey": None,
-                "optional": False,
-                "discriminant": True,
-                "isPii": False,
-                "isMostProbableLocation": False,
-            }
-        ],
-        "metadata": {},
-        "expirationPolicy": {"from": "event-type", "retentionDurationInDays": 365},
-    }
+    seed = {**SEED_CREATE_EVENT_TYPE, "expirationPolicy": {"from": "event-type", "retentionDurationInDays": 365}}
     typed = {
         "name": "Contact Form",
         "reference": "contact-form",

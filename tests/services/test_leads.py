@@ -25,7 +25,7 @@ from tracking.services import delivery as delivery_service
 from tracking.services import leads
 from tracking.services.ingest import events_ingest
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
 
 TOKEN_URL = "https://oauth.webmarketer.io/oidc/token"
 EVENTS_URL = "https://api.webmarketer.io/api/v1/events"
@@ -34,14 +34,6 @@ EVENT_DATE = "2024-05-01T09:00:00Z"
 QUALIFIED_ON = datetime(2024, 5, 2, 10, 30, tzinfo=UTC)
 CONVERTED_ON = datetime(2024, 5, 9, 17, 0, tzinfo=UTC)
 MISSING_KEY = {"statusCode": 404, "message": "No storageKey matching field in this eventType"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_sessions():
-    """Each test starts without the per-process sessions (and their cached tokens)."""
-    delivery_service._sessions.clear()
-    yield
-    delivery_service._sessions.clear()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from starlette.testclient import TestClient
 
-from tests.factories import service_account_make, webmarketer_connection_make
+from tests.factories import events_deliver, service_account_make, webmarketer_connection_make
 from tracking import tasks
 from tracking.models import (
     AuditEntry,
@@ -57,6 +57,8 @@ PHONE = {**FLAGS, "type": "phone", "entity": "user", "storageKey": "phone", "ing
 EMAIL = {**FLAGS, "type": "email", "entity": "user", "storageKey": "email", "ingestionKey": "email", "optional": True}
 PHONE_CONFIG = [{"order": 1, "countryCode": "FR"}]
 
+pytestmark = pytest.mark.usefixtures("fresh_sessions")
+
 
 @dataclass
 class Sandbox:
@@ -78,11 +80,6 @@ class Sandbox:
 
     def sent(self, path: str) -> list[httpx.Request]:
         return [r for r in self.requests if r.url.path.endswith(path)]
-
-
-@pytest.fixture(autouse=True)
-def fresh_sessions(monkeypatch):
-    monkeypatch.setattr(delivery_service, "_sessions", {})
 
 
 @pytest.fixture
@@ -316,20 +313,7 @@ def call_me_back(wm, connection) -> EventType:
 
 def delivered_events(connection, event_type, datas: list[dict]) -> list[Event]:
     """Events sent to the sandbox through the delivery pipeline."""
-    events = [
-        Event.objects.create(
-            nonce=f"nonce-{i}",
-            event_type=event_type,
-            event_type_ref=event_type.reference,
-            data=data,
-            event_date=timezone.now(),
-        )
-        for i, data in enumerate(datas)
-    ]
-    Delivery.objects.bulk_create([Delivery(event=e, connection=connection, nonce=e.nonce) for e in events])
-    delivery_service.connection_dispatch(connection_id=connection.pk)
-    assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
-    return events
+    return events_deliver(connection, event_type, datas)
 
 
 @pytest.mark.django_db

@@ -14,17 +14,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.factories import sandbox_connection_make, user_make, webmarketer_connection_make
 from tracking.models import AuditEntry, OfflineInteraction
-from tracking.services import delivery as delivery_service
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
 
 OFFLINE_URL = "https://api.webmarketer.io/api/v1/projects/my-project/interactions/offline"
-
-
-@pytest.fixture(autouse=True)
-def fresh_sessions(monkeypatch):
-    # respx only sees clients built while it is active: no pooled session from another test.
-    monkeypatch.setattr(delivery_service, "_sessions", {})
 
 
 @pytest.fixture

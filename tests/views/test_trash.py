@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import (
+    events_deliver,
     sandbox_connection_make,
     sandbox_webmarketer_api,
     user_make,
@@ -45,20 +46,7 @@ def deliver(connection, datas: list[dict]) -> list[Event]:
     """Our events sent to the sandbox through the delivery pipeline (set up directly: an earlier, looser
     check let them in)."""
     event_type = EventType.objects.get(reference="call-me-back")
-    events = [
-        Event.objects.create(
-            nonce=f"nonce-{i}-{timezone.now().timestamp()}",
-            event_type=event_type,
-            event_type_ref=event_type.reference,
-            data=data,
-            event_date=timezone.now(),
-        )
-        for i, data in enumerate(datas)
-    ]
-    Delivery.objects.bulk_create([Delivery(event=e, connection=connection, nonce=e.nonce) for e in events])
-    delivery_service.connection_dispatch(connection_id=connection.pk)
-    assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
-    return events
+    return events_deliver(connection, event_type, datas, nonce_prefix=f"nonce-{timezone.now().timestamp()}")
 
 
 def trashed_make(connection, n: int = 1, **options) -> list[TrashedEvent]:
