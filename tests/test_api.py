@@ -45,7 +45,7 @@ def test_it_accepts_a_valid_event_and_queues_one_delivery_per_route(client, toke
     event = Event.objects.get(uuid=body["id"])
     assert event.status == "ok" and event.tracker_id == "t-1" and event.source.name == "website"
     assert event.event_date.isoformat() == "2023-08-21T19:22:17+00:00"
-    assert list(event.deliveries.values_list("status", "nonce")) == [("pending", "n-1")]
+    assert list(event.deliveries.values_list("status", "nonce")) == [("pending", f"{event.source_id}:n-1")]
 
 
 def test_it_generates_a_nonce_and_dates_the_event_on_receipt_when_absent(client, token, contact_form):

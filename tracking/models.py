@@ -149,7 +149,10 @@ class Event(models.Model):
         INVALID = "invalid", "Invalid"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    nonce = models.CharField(max_length=200, unique=True)
+    nonce = models.CharField(max_length=200, db_index=True, help_text="The caller's dedup key, unique per source.")
+    vendor_nonce = models.CharField(
+        max_length=255, unique=True, help_text="The dedup key vendors see: unique across all sources."
+    )
     event_type = models.ForeignKey(EventType, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
     event_type_ref = models.CharField(max_length=200, db_index=True)
     data = models.JSONField(default=dict)
@@ -162,6 +165,7 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["source", "nonce"], name="event_source_nonce")]
         indexes = [models.Index(fields=["event_type_ref", "-received_at", "-id"], name="event_type_log")]
         permissions = [
             ("view_leads", "Can see the lead board"),
@@ -170,6 +174,17 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type_ref} {self.uuid}"
+
+    @staticmethod
+    def vendor_nonce_for(source_id: int | None, nonce: str) -> str:
+        """The vendors' dedup key: the caller's nonce prefixed by its source (digits, then a colon), so two
+        sources may use the same nonce and the vendors still see two events."""
+        return f"{source_id or 0}:{nonce}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.vendor_nonce:
+            self.vendor_nonce = self.vendor_nonce_for(self.source_id, self.nonce)
+        super().save(*args, **kwargs)
 
 
 class Delivery(models.Model):
@@ -189,9 +204,12 @@ class Delivery(models.Model):
     connection = models.ForeignKey(VendorConnection, on_delete=models.CASCADE, related_name="deliveries")
     route = models.ForeignKey(Route, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
     generation = models.PositiveIntegerField(default=0, help_text="0 for the first send, +1 per replay.")
-    nonce = models.CharField(max_length=200, help_text="The vendor's dedup key for this send.")
+    nonce = models.CharField(max_length=255, help_text="The vendor's dedup key for this send.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    take_backs = models.PositiveIntegerField(
+        default=0, help_text="Times the sweep took it back from a worker that stopped while sending."
+    )
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -204,7 +222,14 @@ class Delivery(models.Model):
         ordering = ["-id"]
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["event", "connection", "generation"], name="delivery_unique")]
-        indexes = [models.Index(fields=["connection", "status", "next_attempt_at"], name="delivery_due")]
+        indexes = [
+            models.Index(fields=["connection", "status", "next_attempt_at"], name="delivery_due"),
+            # The sweep: due rows and rows in flight are a sliver of the table; partial indexes keep it small.
+            models.Index(
+                fields=["next_attempt_at"], condition=models.Q(status__in=["pending", "retrying"]), name="delivery_due_now"
+            ),
+            models.Index(fields=["claimed_at"], condition=models.Q(status="sending"), name="delivery_in_flight"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} → {self.connection.name} [{self.status}]"
@@ -424,6 +449,9 @@ class LeadDelivery(models.Model):
     storage_key = models.CharField(max_length=100)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0, help_text="Attempts since it was last queued.")
+    take_backs = models.PositiveIntegerField(
+        default=0, help_text="Times the sweep took it back from a worker that stopped while sending."
+    )
     next_attempt_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(
         default=timezone.now, help_text="When it became sendable (or was retried): the give-up window starts here."
@@ -446,7 +474,16 @@ class LeadDelivery(models.Model):
                 name="lead_delivery_one_in_flight",
             ),
         ]
-        indexes = [models.Index(fields=["connection", "status", "next_attempt_at"], name="lead_delivery_due")]
+        indexes = [
+            models.Index(fields=["connection", "status", "next_attempt_at"], name="lead_delivery_due"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["pending", "retrying"]),
+                name="lead_delivery_due_now",
+            ),
+            models.Index(fields=["claimed_at"], condition=models.Q(status="sending"), name="lead_delivery_in_flight"),
+            models.Index(fields=["id"], condition=models.Q(status="waiting"), name="lead_delivery_waiting"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.change} → {self.connection.name} [{self.status}]"

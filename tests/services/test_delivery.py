@@ -60,7 +60,7 @@ def test_a_delivered_event_keeps_the_vendor_id_and_one_attempt(connection, vendo
     (attempt,) = delivery.attempt_set.all()
     assert (attempt.method, attempt.url, attempt.response_status) == ("POST", EVENTS_URL, 200)
     assert attempt.response_body == '"wm-id-1"'
-    assert '"nonce": "n-0"' in attempt.request_body
+    assert f'"nonce": "{attempt.delivery.event.vendor_nonce}"' in attempt.request_body
     assert vendor.calls.last.request.headers["Authorization"] == "Bearer tok-1"
 
 

@@ -158,7 +158,7 @@ def test_the_preview_rebuilds_the_seed_algonomy_checkout_from_a_logged_event():
     assert preview.requests[0].url == "https://sandbox.algonomy.com/callback/rest/events/ABC123/eventCheckout"
     for field in ("srcId", "srcType", "customer", "session", "page", "eventData"):
         assert body[field] == SEED_CHECKOUT[field], field
-    assert body["clientCorrelatorId"] == event.nonce and isinstance(body["requestTime"], int)
+    assert body["clientCorrelatorId"] == event.vendor_nonce and isinstance(body["requestTime"], int)
 
 
 def test_the_preview_rebuilds_the_seed_acquia_events_and_customers_from_a_logged_event():

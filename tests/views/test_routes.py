@@ -341,7 +341,7 @@ def test_the_preview_shows_the_algonomy_request_built_from_a_logged_event(client
     body = json.loads(response.context["preview"].requests[0].body)
     assert body["customer"] == {"email": "kate@example.com"}
     assert body["eventData"]["cartProducts"] == CHECKOUT_DATA["items"]
-    assert body["eventData"]["checkoutType"] == 0 and body["clientCorrelatorId"] == event.nonce
+    assert body["eventData"]["checkoutType"] == 0 and body["clientCorrelatorId"] == event.vendor_nonce
     assert "Authorization: [redacted]" in html
     assert "algonomy-client-secret" not in html and "[token]" not in html
 

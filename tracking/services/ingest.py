@@ -149,8 +149,10 @@ def _ingest(source: Source | None, items: list[Any]) -> list[IngestResult]:
     prepared = [_prepare(item, event_types, now) for item in items]
     for event in prepared:
         event.source = source
+        event.vendor_nonce = Event.vendor_nonce_for(source.pk if source else None, event.nonce)
 
-    existing = {e.nonce: e for e in Event.objects.filter(nonce__in=[e.nonce for e in prepared])}
+    # Idempotency is per source: another source's event with the same nonce is another event.
+    existing = {e.nonce: e for e in Event.objects.filter(source=source, nonce__in=[e.nonce for e in prepared])}
     results: list[IngestResult] = []
     new: dict[str, Event] = {}
     for event in prepared:
@@ -180,7 +182,7 @@ def _deliveries_create(events: Iterable[Event]) -> None:
             event=e,
             connection_id=r.connection_id,
             route=r,
-            nonce=e.nonce,
+            nonce=e.vendor_nonce,
             created_at=e.received_at,
             next_attempt_at=e.received_at,
         )

@@ -28,7 +28,7 @@ def event_replay(*, event: Event, user=None, connection_ids: list[int] | None = 
                 connection_id=row["connection_id"],
                 route_id=row["route_id"],
                 generation=row["generation"] + 1,
-                nonce=event.nonce,
+                nonce=event.vendor_nonce,
                 created_at=now,
                 next_attempt_at=now,
             )

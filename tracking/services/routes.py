@@ -164,7 +164,7 @@ def route_preview(
         problem = str(exc)
     outgoing = OutgoingEvent(
         key=event.pk,
-        nonce=event.nonce,
+        nonce=event.vendor_nonce,
         event_type=event.event_type_ref,
         event_date=event.event_date,
         data=event.data,
