@@ -175,16 +175,16 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.event_type_ref} {self.uuid}"
 
+    def save(self, *args, **kwargs) -> None:
+        if not self.vendor_nonce:
+            self.vendor_nonce = self.vendor_nonce_for(self.source_id, self.nonce)
+        super().save(*args, **kwargs)
+
     @staticmethod
     def vendor_nonce_for(source_id: int | None, nonce: str) -> str:
         """The vendors' dedup key: the caller's nonce prefixed by its source (digits, then a colon), so two
         sources may use the same nonce and the vendors still see two events."""
         return f"{source_id or 0}:{nonce}"
-
-    def save(self, *args, **kwargs) -> None:
-        if not self.vendor_nonce:
-            self.vendor_nonce = self.vendor_nonce_for(self.source_id, self.nonce)
-        super().save(*args, **kwargs)
 
 
 class Delivery(models.Model):
@@ -226,7 +226,9 @@ class Delivery(models.Model):
             models.Index(fields=["connection", "status", "next_attempt_at"], name="delivery_due"),
             # The sweep: due rows and rows in flight are a sliver of the table; partial indexes keep it small.
             models.Index(
-                fields=["next_attempt_at"], condition=models.Q(status__in=["pending", "retrying"]), name="delivery_due_now"
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["pending", "retrying"]),
+                name="delivery_due_now",
             ),
             models.Index(fields=["claimed_at"], condition=models.Q(status="sending"), name="delivery_in_flight"),
         ]
