@@ -15,6 +15,19 @@ from .services.connections import UPDATABLE_FIELDS, connection_test, secrets_mer
 from .services.replay import event_replay
 
 
+class AppendOnlyMixin:
+    """The log and the audit trail are append-only: nobody deletes from them in the admin (not even a
+    superuser), so what was sent, and who did what, stays on record."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
 class VendorConnectionForm(forms.ModelForm):
     new_secrets = forms.CharField(
         required=False,
@@ -53,6 +66,14 @@ class VendorConnectionAdmin(admin.ModelAdmin):
     readonly_fields = ("secret_keys", "circuit_failures", "circuit_open_until", "created_at", "updated_at")
     actions = ["test_connections"]
 
+    def has_pull_event_types_permission(self, request) -> bool:
+        # A pull creates, updates and archives local event types: the console's sync asks the same.
+        return request.user.has_perms(["tracking.add_eventtype", "tracking.change_eventtype"])
+
+    def has_pull_trash_permission(self, request) -> bool:
+        # A pull stores trashed events: the console's trash pull asks the same.
+        return request.user.has_perm("tracking.change_trashedevent")
+
     @admin.display(description="Secrets set")
     def secret_keys(self, obj: VendorConnection) -> str:
         return ", ".join(sorted(obj.secrets)) or "—"
@@ -73,7 +94,7 @@ class VendorConnectionAdmin(admin.ModelAdmin):
             details={"fields": form.changed_data, "secret_keys": sorted(new)},
         )
 
-    @admin.action(description="Test connection (auth flow)")
+    @admin.action(description="Test connection (auth flow)", permissions=["change"])
     def test_connections(self, request, queryset):
         for connection in queryset:
             report = connection_test(connection=connection)
@@ -137,7 +158,7 @@ class DeliveryInline(ReadOnlyInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(AppendOnlyMixin, admin.ModelAdmin):
     list_display = ("uuid", "event_type_ref", "status", "event_date", "received_at", "source", "nonce")
     list_filter = ("status", "event_type", "source")
     search_fields = ("=uuid", "=nonce", "event_type_ref", "tracker_id")
@@ -182,7 +203,7 @@ class AttemptInline(ReadOnlyInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(AppendOnlyMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "event",
@@ -211,7 +232,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(AppendOnlyMixin, admin.ModelAdmin):
     list_display = ("started_at", "delivery", "method", "url", "response_status", "outcome", "duration_ms")
     list_filter = ("outcome", "response_status", "delivery__connection")
     search_fields = ("=delivery__event__uuid", "url", "error")
@@ -227,7 +248,7 @@ class AttemptAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(AppendOnlyMixin, admin.ModelAdmin):
     list_display = ("at", "user", "action", "target")
     list_filter = ("action", "user")
     search_fields = ("action", "target")
@@ -238,9 +259,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -259,7 +277,7 @@ def _report(modeladmin, request, label: str, call) -> None:
         modeladmin.message_user(request, f"{label}: {text}", messages.SUCCESS)
 
 
-@admin.action(description="Pull event types from Webmarketer")
+@admin.action(description="Pull event types from Webmarketer", permissions=["pull_event_types"])
 def pull_event_types(modeladmin, request, queryset):
     def pull(connection: VendorConnection) -> str:
         summary = wm.event_types_pull(connection=connection, user=request.user)
@@ -272,7 +290,7 @@ def pull_event_types(modeladmin, request, queryset):
         _report(modeladmin, request, connection.name, lambda c=connection: pull(c))
 
 
-@admin.action(description="Pull trashed events from Webmarketer")
+@admin.action(description="Pull trashed events from Webmarketer", permissions=["pull_trash"])
 def pull_trashed_events(modeladmin, request, queryset):
     def pull(connection: VendorConnection) -> str:
         pulled = wm.trash_pull(connection=connection)
@@ -435,16 +453,13 @@ class WebmarketerSyncAdmin(admin.ModelAdmin):
 from .models import LeadAttempt, LeadChange, LeadDelivery  # noqa: E402
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AppendOnlyMixin, admin.ModelAdmin):
     """History is written by the console's lead board only; the admin shows it."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
