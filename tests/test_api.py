@@ -196,7 +196,10 @@ def test_a_batch_holds_at_most_500_events(client, token):
 
 
 def test_get_is_not_allowed(client, token):
-    assert client.get("/api/v1/events", headers={"Authorization": f"Bearer {token}"}).status_code == 405
+    response = client.get("/api/v1/events", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 405
+    assert response.json() == {"error": "method GET is not allowed here; use POST"}
 
 
 def test_the_openapi_document_describes_both_endpoints(client):
@@ -204,4 +207,25 @@ def test_the_openapi_document_describes_both_endpoints(client):
 
     assert spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {"/api/v1/events", "/api/v1/events/batch"}
-    assert set(spec["paths"]["/api/v1/events"]["post"]["responses"]) == {"202", "400", "401", "413", "422"}
+    for path in spec["paths"].values():
+        responses = path["post"]["responses"]
+        assert set(responses) == {"202", "400", "401", "405", "411", "413", "415", "422"}
+        assert all(r["content"]["application/json"]["schema"] for r in responses.values())
+    limits = spec["info"]["description"]
+    assert "1048576 bytes" in limits and "500 events" in limits and "nesting 32 levels" in limits
+    assert spec["components"]["schemas"]["Event"]["properties"]["eventType"]["maxLength"] == 200
+
+
+def test_the_openapi_document_follows_the_configured_limits(client, settings):
+    settings.INGEST_MAX_BATCH = 50
+
+    spec = client.get("/api/v1/openapi.json").json()
+
+    batch = spec["paths"]["/api/v1/events/batch"]["post"]
+    assert batch["requestBody"]["content"]["application/json"]["schema"]["properties"]["events"]["maxItems"] == 50
+
+
+def test_the_openapi_document_takes_only_get(client):
+    response = client.post("/api/v1/openapi.json")
+
+    assert response.status_code == 405 and "GET" in response.json()["error"]

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import zlib
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
+from .schema import MAX_DEPTH, TOO_DEEP, json_float, json_int
 from .services.ingest import events_ingest, source_authenticate
+
+logger = logging.getLogger(__name__)
+
+# Content-Encoding values read; anything else is a 415.
+ENCODINGS = ("", "identity", "gzip", "x-gzip")
+_READ_CHUNK = 64 * 1024
 
 
 def _error(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -26,22 +37,114 @@ class BadRequest(Exception):
         self.status = status
 
 
-def _read_json(request: HttpRequest) -> Any:
-    """The body as JSON, within the size limit."""
+def _json_post(view: Callable[[HttpRequest], JsonResponse]) -> Callable[[HttpRequest], JsonResponse]:
+    """POST only, and every answer JSON: 405 names the method, a BadRequest becomes its 4xx, and anything
+    unforeseen a logged JSON 500 (never Django's HTML page: callers are programs)."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> JsonResponse:
+        if request.method != "POST":
+            response = _error(405, f"method {request.method} is not allowed here; use POST")
+            response["Allow"] = "POST"
+            return response
+        try:
+            return view(request)
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
+        except Exception:
+            logger.exception("ingest failed on %s", request.path)
+            return _error(
+                500, "internal error: the request may not be stored; send it again (a nonce keeps it one event)"
+            )
+
+    return wrapper
+
+
+def _body(request: HttpRequest) -> bytes:
+    """The body's bytes as sent (before any Content-Encoding is undone), within INGEST_MAX_BODY_BYTES."""
     limit = settings.INGEST_MAX_BODY_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise BadRequest(400, "invalid Content-Length") from None
-    if declared > limit:
-        raise BadRequest(413, f"body is {declared} bytes; the limit is {limit} bytes")
-    body = request.read(limit + 1)
-    if len(body) > limit:
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise BadRequest(400, "invalid Content-Length") from None
+        if length < 0:
+            raise BadRequest(400, "invalid Content-Length")
+        if length > limit:
+            raise BadRequest(413, f"body is {length} bytes; the limit is {limit} bytes")
+        stream: Any = request  # Django's stream stops at Content-Length
+    elif request.META.get("wsgi.input_terminated"):
+        # No Content-Length (a chunked body): the server decoded the chunks and ends the stream at the body's
+        # end (gunicorn and uWSGI say so with wsgi.input_terminated), so read it to that end, within the limit.
+        stream = request.META["wsgi.input"]
+    else:
+        # Django reads a body without Content-Length as empty: answering on it would store nothing silently.
+        raise BadRequest(411, "send a Content-Length (this server cannot read a body of unknown length)")
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
         raise BadRequest(413, f"body exceeds the limit of {limit} bytes")
+    return b"".join(chunks)
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """The gzip body decompressed, stopping past `limit` bytes of output (a small bomb never grows large)."""
+    out, size = [], 0
+    while True:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = decompressor.decompress(data, limit + 1 - size)
+        except zlib.error as exc:
+            raise BadRequest(400, f"body is not valid gzip ({exc})") from None
+        out.append(part)
+        size += len(part)
+        if size > limit or decompressor.unconsumed_tail:
+            raise BadRequest(413, f"body decompressed exceeds the limit of {limit} bytes")
+        if not decompressor.eof:
+            raise BadRequest(400, "body is not valid gzip (truncated)")
+        data = decompressor.unused_data
+        if not data:  # a gzip body may hold several members, read one after the other (RFC 1952)
+            return b"".join(out)
+
+
+def _read_json(request: HttpRequest) -> Any:
+    """The body as JSON: application/json in UTF-8, identity or gzip, within the size and depth limits."""
+    if request.content_type.lower() != "application/json":
+        raise BadRequest(415, "send Content-Type: application/json")
+    charset = request.content_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise BadRequest(415, f"charset {charset} is not read; send application/json in UTF-8")
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ENCODINGS:
+        raise BadRequest(415, f"Content-Encoding {encoding} is not read; send the body as is or gzip")
+    body = _body(request)
+    if encoding.endswith("gzip"):
+        body = _gunzip(body, settings.INGEST_MAX_BODY_BYTES)
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        text = body.decode()
     except UnicodeDecodeError:
         raise BadRequest(400, "body is not UTF-8 text") from None
+    try:
+        return _json_loads(text)
+    except RecursionError:
+        pass
+    # Nested deeper than the parser can go: cut what is past the limit (each item then says so), once more.
+    try:
+        return _json_loads(_nesting_cut(text, MAX_DEPTH + 2))
+    except RecursionError:  # unbalanced brackets: nothing to cut
+        raise BadRequest(400, f"malformed JSON: nested deeper than {MAX_DEPTH} levels") from None
+
+
+def _json_loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=json_float, parse_int=json_int)
     except json.JSONDecodeError as exc:
         raise BadRequest(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:
@@ -53,69 +156,113 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _nesting_cut(text: str, limit: int) -> str:
+    """The JSON text with each array or object opened past `limit` levels replaced by the TOO_DEEP string.
+
+    Containers are only ever values, so the text stays JSON; strings are skipped whole (brackets in them
+    do not count). Only called when the parser gave up, so the common path pays nothing."""
+    out, depth, last, cut_at = [], 0, 0, -1
+    for token in _TOKENS.finditer(text):
+        char = token.group()
+        if char[0] == '"':
+            continue
+        if char in "[{":
+            depth += 1
+            if depth == limit + 1:
+                cut_at = token.start()
+        else:
+            if depth == limit + 1 and cut_at >= 0:
+                out += [text[last:cut_at], json.dumps(TOO_DEEP)]
+                last, cut_at = token.end(), -1
+            depth -= 1
+    out.append(text[last:])
+    return "".join(out)
+
+
 def _authenticate(request: HttpRequest):
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise BadRequest(401, "missing source token: send Authorization: Bearer <token>")
-    source = source_authenticate(token.strip())
+    # Tokens are short ASCII: anything else cannot be one (and a lone surrogate could not even be hashed).
+    source = source_authenticate(token) if token.isascii() and len(token) <= 200 else None
     if source is None:
         raise BadRequest(401, "invalid or disabled source token")
     return source
 
 
-@csrf_exempt
-@require_POST
+def _invalid_summary(errors: list[dict[str, Any]]) -> str:
+    named = "; ".join(f"{e['field']} {e['message']}".strip() for e in errors[:3])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return f"the event is kept as invalid and never sent: {named}{more}"
+
+
+@_json_post
 def event_create(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/events: one event."""
-    try:
-        source = _authenticate(request)
-        item = _read_json(request)
-        if not isinstance(item, dict):
-            raise BadRequest(400, "body must be a JSON object (one event)")
-    except BadRequest as exc:
-        return _error(exc.status, str(exc))
+    source = _authenticate(request)
+    item = _read_json(request)
+    if not isinstance(item, dict):
+        raise BadRequest(400, "body must be a JSON object (one event)")
     (result,) = events_ingest(source=source, items=[item])
+    if not result.accepted and not result.duplicate:
+        return JsonResponse({"error": _invalid_summary(result.event.errors), **result.as_dict()}, status=422)
     if not result.accepted:
-        return JsonResponse(
-            {"error": "the event does not match its event type; it is kept as invalid", **result.as_dict()},
-            status=422,
-        )
+        return JsonResponse({"error": "this nonce names an event kept as invalid", **result.as_dict()}, status=422)
     return JsonResponse(result.as_dict(), status=202)
 
 
-@csrf_exempt
-@require_POST
+@_json_post
 def event_batch_create(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/events/batch: {"events": [...]}; each item is stored, valid or not."""
-    try:
-        source = _authenticate(request)
-        body = _read_json(request)
-        items = body.get("events") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise BadRequest(400, 'body must be {"events": [...]} with at least one event')
-        if len(items) > settings.INGEST_MAX_BATCH:
-            raise BadRequest(413, f"{len(items)} events; a batch holds at most {settings.INGEST_MAX_BATCH}")
-    except BadRequest as exc:
-        return _error(exc.status, str(exc))
+    source = _authenticate(request)
+    body = _read_json(request)
+    items = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise BadRequest(400, 'body must be {"events": [...]} with at least one event')
+    if len(items) > settings.INGEST_MAX_BATCH:
+        raise BadRequest(413, f"{len(items)} events; a batch holds at most {settings.INGEST_MAX_BATCH}")
     results = events_ingest(source=source, items=items)
     accepted = sum(1 for r in results if r.accepted)
-    return JsonResponse(
-        {"accepted": accepted, "invalid": len(results) - accepted, "events": [r.as_dict() for r in results]},
-        # Some accepted: 202 with per-event statuses. None accepted: 422 (all kept as invalid).
-        status=202 if accepted else 422,
-    )
+    answer = {"accepted": accepted, "invalid": len(results) - accepted, "events": [r.as_dict() for r in results]}
+    if not accepted:
+        # None accepted: 422 (all kept as invalid), with an error like every other refusal.
+        return JsonResponse({"error": "no event of the batch was accepted; each says why", **answer}, status=422)
+    # Some accepted: 202 with per-event statuses.
+    return JsonResponse(answer, status=202)
 
 
+_TEXT = "No NUL (\\u0000) and no lone UTF-16 surrogate (\\ud800-\\udfff), here or anywhere in the event"
 _EVENT = {
     "type": "object",
     "required": ["eventType", "data"],
     "additionalProperties": False,
     "properties": {
-        "eventType": {"type": "string", "description": "Event type reference, e.g. contact-form"},
-        "data": {"type": "object", "description": "Must match the event type's fields (by ingestionKey)"},
-        "eventDate": {"type": "string", "format": "date-time", "description": "RFC3339; UTC if no offset"},
-        "trackerId": {"type": "string"},
-        "nonce": {"type": "string", "maxLength": 200, "description": "Dedup key; generated if absent"},
+        "eventType": {
+            "type": "string",
+            "maxLength": 200,
+            "description": f"Event type reference, e.g. contact-form. {_TEXT}.",
+        },
+        "data": {
+            "type": "object",
+            "description": "Must match the event type's fields (by ingestionKey). Objects and arrays nest at most "
+            f"{MAX_DEPTH} levels counting the event itself; numbers fit in a double (±1.8e308; 1e400 is refused).",
+        },
+        "eventDate": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC3339; UTC if no offset; must fall within years 1 to 9999 once converted to UTC",
+        },
+        "trackerId": {"type": "string", "maxLength": 200},
+        "nonce": {
+            "type": "string",
+            "maxLength": 200,
+            "description": "Dedup key, per source (the same nonce from another source is another event); "
+            "generated if absent",
+        },
     },
 }
 _RESULT = {
@@ -126,6 +273,7 @@ _RESULT = {
         "status": {"type": "string", "enum": ["accepted", "duplicate", "invalid"]},
         "errors": {
             "type": "array",
+            "description": "Why the event is invalid; field is a path such as eventType, nonce or data.first_name",
             "items": {
                 "type": "object",
                 "properties": {"field": {"type": "string"}, "message": {"type": "string"}, "value": {}},
@@ -133,73 +281,122 @@ _RESULT = {
         },
     },
 }
-_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
 
 def _responses(ok: dict) -> dict:
     def js(schema: dict) -> dict:
         return {"application/json": {"schema": schema}}
 
+    limit, batch = settings.INGEST_MAX_BODY_BYTES, settings.INGEST_MAX_BATCH
+    invalid = {"allOf": [ok, _ERROR]}
     return {
         "202": {"description": "Accepted (stored, deliveries queued)", "content": js(ok)},
-        "400": {"description": "Malformed JSON or body shape", "content": js(_ERROR)},
+        "400": {
+            "description": "Malformed JSON (NaN and Infinity included), not UTF-8, not valid gzip, wrong body "
+            "shape, or nesting too deep to read at all",
+            "content": js(_ERROR),
+        },
         "401": {"description": "Missing or wrong source token", "content": js(_ERROR)},
-        "413": {"description": "Body over 1 MiB or batch over 500 events", "content": js(_ERROR)},
-        "422": {"description": "Unknown event type or schema violation; kept as invalid", "content": js(ok)},
+        "405": {"description": "Any method but POST", "content": js(_ERROR)},
+        "411": {
+            "description": "No Content-Length, and the server cannot tell where a chunked body ends",
+            "content": js(_ERROR),
+        },
+        "413": {
+            "description": f"Body over {limit} bytes (as sent, and again once gunzipped) or batch over {batch} events",
+            "content": js(_ERROR),
+        },
+        "415": {
+            "description": "Content-Type other than application/json (charset, if any, utf-8) or "
+            "Content-Encoding other than identity or gzip",
+            "content": js(_ERROR),
+        },
+        "422": {
+            "description": "Nothing accepted: unknown event type, schema violation or a value no vendor takes "
+            f"(NUL, lone surrogate, number past a double, nesting past {MAX_DEPTH} levels, eventType, trackerId "
+            "or nonce over 200 characters, an eventDate out of range in UTC). The event is kept as invalid "
+            "(with the offending strings as their visible escapes) and its errors name each field.",
+            "content": js(invalid),
+        },
     }
 
 
-OPENAPI = {
-    "openapi": "3.0.3",
-    "info": {"title": "Event hub ingest API", "version": "1.0.0"},
-    "components": {
-        "securitySchemes": {"source": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Event": _EVENT, "Result": _RESULT, "Error": _ERROR},
-    },
-    "security": [{"source": []}],
-    "paths": {
-        "/api/v1/events": {
-            "post": {
-                "summary": "Post one event",
-                "operationId": "event_create",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _EVENT}}},
-                "responses": _responses(_RESULT),
-            }
-        },
-        "/api/v1/events/batch": {
-            "post": {
-                "summary": "Post up to 500 events; 202 if any was accepted, with a status per event",
-                "operationId": "event_batch_create",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["events"],
-                                "properties": {
-                                    "events": {"type": "array", "minItems": 1, "maxItems": 500, "items": _EVENT}
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": _responses(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "accepted": {"type": "integer"},
-                            "invalid": {"type": "integer"},
-                            "events": {"type": "array", "items": _RESULT},
-                        },
-                    }
-                ),
-            }
-        },
-    },
+def _request(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_ENCODING = {
+    "name": "Content-Encoding",
+    "in": "header",
+    "required": False,
+    "description": "identity or gzip; anything else is a 415. Without Content-Length, a chunked body is read.",
+    "schema": {"type": "string", "enum": ["identity", "gzip"]},
 }
 
 
-@require_GET
+def openapi_document() -> dict:
+    """The OpenAPI 3 document of the ingest API, with the limits in force."""
+    limit, batch = settings.INGEST_MAX_BODY_BYTES, settings.INGEST_MAX_BATCH
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Event hub ingest API",
+            "version": "1.1.0",
+            "description": f"Limits: body {limit} bytes (also once gunzipped), {batch} events per batch, "
+            f"nesting {MAX_DEPTH} levels per event, eventType / trackerId / nonce 200 characters. Every error "
+            "answer is JSON with an error key. In a batch, each event is answered by itself: an invalid one is "
+            "kept as invalid and the others are stored.",
+        },
+        "components": {
+            "securitySchemes": {"source": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Event": _EVENT, "Result": _RESULT, "Error": _ERROR},
+        },
+        "security": [{"source": []}],
+        "paths": {
+            "/api/v1/events": {
+                "post": {
+                    "summary": "Post one event",
+                    "operationId": "event_create",
+                    "parameters": [_ENCODING],
+                    "requestBody": _request(_EVENT),
+                    "responses": _responses(_RESULT),
+                }
+            },
+            "/api/v1/events/batch": {
+                "post": {
+                    "summary": f"Post up to {batch} events; 202 if any was accepted, with a status per event",
+                    "operationId": "event_batch_create",
+                    "parameters": [_ENCODING],
+                    "requestBody": _request(
+                        {
+                            "type": "object",
+                            "required": ["events"],
+                            "properties": {
+                                "events": {"type": "array", "minItems": 1, "maxItems": batch, "items": _EVENT}
+                            },
+                        }
+                    ),
+                    "responses": _responses(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "accepted": {"type": "integer"},
+                                "invalid": {"type": "integer"},
+                                "events": {"type": "array", "items": _RESULT},
+                            },
+                        }
+                    ),
+                }
+            },
+        },
+    }
+
+
 def openapi(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(OPENAPI)
+    """GET /api/v1/openapi.json."""
+    if request.method not in ("GET", "HEAD"):
+        response = _error(405, f"method {request.method} is not allowed here; use GET")
+        response["Allow"] = "GET, HEAD"
+        return response
+    return JsonResponse(openapi_document())

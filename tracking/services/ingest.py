@@ -12,10 +12,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..models import Delivery, Event, EventType, Route, Source
-from ..schema import FieldError, parse_rfc3339, validate_data
+from ..schema import FieldError, parse_rfc3339, storable_copy, validate_data
 from .delivery import connections_wake
 
 ENVELOPE_KEYS = {"eventType", "data", "eventDate", "trackerId", "nonce"}
+# eventType, trackerId and nonce: the length of their columns.
+MAX_TEXT = 200
 
 
 @dataclass
@@ -63,9 +65,21 @@ def source_rotate_token(*, source: Source) -> str:
     return token
 
 
-def _prepare(item: Any, event_types: dict[str, EventType], now) -> Event:
-    """An unsaved Event for one posted item, valid or not, with its errors."""
-    errors: list[FieldError] = []
+def _fit(text: str) -> str:
+    """Text cut to the columns' 200 characters (the full value stays in the error that names it)."""
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _prepare(item: Any, problems: list[FieldError], event_types: dict[str, EventType], now) -> Event:
+    """An unsaved Event for one posted item, valid or not, with its errors.
+
+    `item` is already the storable copy and `problems` what storable_copy changed to make it (NUL, lone
+    surrogates, numbers past a double, nesting past MAX_DEPTH). Such an item is kept as invalid rather than
+    refused: the caller gets an id and the reason in the per-item answer, staff see everything else the event
+    held (the offending strings as their visible escapes), nothing of it is ever sent, and the rest of the
+    batch is stored as usual. Refusing it outright would lose the event and give staff nothing to look at."""
+    errors: list[FieldError] = list(problems)
+    named = {e.field for e in problems}
     if not isinstance(item, dict):
         return Event(
             nonce=str(uuid.uuid4()),
@@ -74,20 +88,24 @@ def _prepare(item: Any, event_types: dict[str, EventType], now) -> Event:
             event_date=now,
             received_at=now,
             status=Event.Status.INVALID,
-            errors=[FieldError("event", "must be a JSON object").as_dict()],
+            errors=[FieldError("event", "must be a JSON object").as_dict()] + [e.as_dict() for e in errors],
         )
     ref = item.get("eventType")
+    event_type = None
     if not isinstance(ref, str) or not ref:
         errors.append(FieldError("eventType", "is required (an event type reference)", ref))
         ref = "" if ref is None else str(ref)
-    event_type = event_types.get(ref)
-    if ref and event_type is None:
-        errors.append(FieldError("eventType", f"unknown event type {ref!r}", ref))
-    elif event_type is not None and event_type.archived_at:
-        errors.append(FieldError("eventType", f"event type {ref!r} is archived", ref))
+    elif len(ref) > MAX_TEXT:
+        errors.append(FieldError("eventType", f"is longer than {MAX_TEXT} characters", ref))
+    elif "eventType" not in named:
+        event_type = event_types.get(ref)
+        if event_type is None:
+            errors.append(FieldError("eventType", f"unknown event type {ref!r}", ref))
+        elif event_type.archived_at:
+            errors.append(FieldError("eventType", f"event type {ref!r} is archived", ref))
 
     event_date = now
-    if item.get("eventDate") is not None:
+    if item.get("eventDate") is not None and "eventDate" not in named:
         try:
             event_date = parse_rfc3339(item["eventDate"])
         except ValueError as exc:
@@ -97,14 +115,17 @@ def _prepare(item: Any, event_types: dict[str, EventType], now) -> Event:
     if not isinstance(tracker_id, str):
         errors.append(FieldError("trackerId", "must be a string", tracker_id))
         tracker_id = str(tracker_id)
+    elif len(tracker_id) > MAX_TEXT and "trackerId" not in named:
+        errors.append(FieldError("trackerId", f"is longer than {MAX_TEXT} characters", tracker_id))
 
     nonce = item.get("nonce")
-    if nonce is None or nonce == "":
+    if nonce is None or nonce == "" or "nonce" in named:
+        # A nonce that held NUL or a surrogate is replaced: its escaped copy could equal another event's nonce.
         nonce = str(uuid.uuid4())
-    elif isinstance(nonce, str | int) and not isinstance(nonce, bool) and len(str(nonce)) <= 200:
+    elif isinstance(nonce, str | int) and not isinstance(nonce, bool) and len(str(nonce)) <= MAX_TEXT:
         nonce = str(nonce)
     else:
-        errors.append(FieldError("nonce", "must be a string of at most 200 characters", nonce))
+        errors.append(FieldError("nonce", f"must be a string of at most {MAX_TEXT} characters", nonce))
         nonce = str(uuid.uuid4())
 
     data = item.get("data")
@@ -119,10 +140,10 @@ def _prepare(item: Any, event_types: dict[str, EventType], now) -> Event:
     return Event(
         nonce=nonce,
         event_type=event_type,
-        event_type_ref=ref,
+        event_type_ref=_fit(ref),
         data=data if isinstance(data, dict) else {"_raw": data},
         event_date=event_date,
-        tracker_id=tracker_id,
+        tracker_id=_fit(tracker_id),
         received_at=now,
         status=Event.Status.INVALID if errors else Event.Status.OK,
         errors=[e.as_dict() for e in errors],
@@ -132,27 +153,38 @@ def _prepare(item: Any, event_types: dict[str, EventType], now) -> Event:
 def events_ingest(*, source: Source | None, items: list[Any]) -> list[IngestResult]:
     """Store every item as an Event (invalid ones with their errors) and queue the valid ones' deliveries.
 
-    Idempotent on nonce: an item whose nonce is already known returns the stored event."""
+    Idempotent on (source, nonce): an item whose nonce its source already used returns the stored event.
+    Whatever an item holds, it is stored (as a storable copy when it must be) or the whole call changes nothing."""
+    copies = [storable_copy(item) for item in items]
     try:
-        return _ingest(source, items)
+        return _ingest(source, copies)
     except IntegrityError:
-        # A concurrent request stored one of these nonces between our lookup and our insert:
+        # A concurrent request stored one of these (source, nonce) pairs between our lookup and our insert:
         # once more, and the lookup now finds it.
-        return _ingest(source, items)
+        return _ingest(source, copies)
+
+
+def _known(source: Source | None, nonces: list[str]) -> dict[str, Event]:
+    """The events this source already stored under these nonces."""
+    return {e.nonce: e for e in Event.objects.filter(source=source, nonce__in=nonces)}
 
 
 @transaction.atomic
-def _ingest(source: Source | None, items: list[Any]) -> list[IngestResult]:
+def _ingest(source: Source | None, copies: list[tuple[Any, list[FieldError]]]) -> list[IngestResult]:
     now = timezone.now()
-    refs = {i.get("eventType") for i in items if isinstance(i, dict) and isinstance(i.get("eventType"), str)}
+    refs = {
+        item["eventType"]
+        for item, _ in copies
+        if isinstance(item, dict) and isinstance(item.get("eventType"), str) and len(item["eventType"]) <= MAX_TEXT
+    }
     event_types = {et.reference: et for et in EventType.objects.filter(reference__in=refs)}
-    prepared = [_prepare(item, event_types, now) for item in items]
+    prepared = [_prepare(item, problems, event_types, now) for item, problems in copies]
     for event in prepared:
         event.source = source
         event.vendor_nonce = Event.vendor_nonce_for(source.pk if source else None, event.nonce)
 
     # Idempotency is per source: another source's event with the same nonce is another event.
-    existing = {e.nonce: e for e in Event.objects.filter(source=source, nonce__in=[e.nonce for e in prepared])}
+    existing = _known(source, [e.nonce for e in prepared])
     results: list[IngestResult] = []
     new: dict[str, Event] = {}
     for event in prepared:
