@@ -6,16 +6,20 @@ from __future__ import annotations
 import copy
 import json
 
+import httpx
 import pytest
 import respx
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from tests.factories import event_type_make, user_make, vendor_connection_make, webmarketer_connection_make
 from tests.vendors.test_acquia import SEED_EVENTS_AND_CUSTOMERS
 from tests.vendors.test_algonomy import SEED_CHECKOUT
 from tests.vendors.test_tracify import SEED_CONVERSION, SEED_PURCHASE, calc_group
-from tracking.models import AuditEntry, Route
+from tracking.models import AuditEntry, Delivery, EventType, Route
+from tracking.services.delivery import connection_dispatch, deliveries_claim
 from tracking.services.ingest import events_ingest
+from tracking.services.replay import event_replay
 from tracking.services.routes import route_create, route_delete, route_preview, route_update
 
 pytestmark = pytest.mark.django_db
@@ -242,3 +246,101 @@ def test_the_preview_names_a_connection_the_module_cannot_use():
     )
 
     assert "region must be one of us-aws, eu-aws, us-gcp" in preview.problem and preview.requests == []
+
+
+# -- deleting or disabling a route cancels what it still owes ---------------------------------------------------
+TRACARDI = "http://tracardi.example:8686/collect/signup/3b5c-source"
+
+
+@pytest.fixture
+def owed(fresh_sessions):
+    """A signup routed to Tracardi (email only); Tracardi answered 503: the delivery waits for its retry."""
+    event_type_make({"reference": "signup", **FREE})
+    connection = vendor_connection_make("tracardi", retry_base_seconds=10)
+    route = route_create(event_type=EventType.objects.get(), connection=connection, mapping={"email": "data.email"})
+    logged("signup", {"email": "kate@example.com", "phone": "+33612345678", "notes": "private"})
+    with respx.mock() as vendor:
+        tracardi = vendor.post(TRACARDI).mock(return_value=httpx.Response(503))
+        connection_dispatch(connection_id=connection.pk)
+        delivery = Delivery.objects.get()
+        assert (delivery.status, tracardi.call_count) == ("retrying", 1)
+        Delivery.objects.update(next_attempt_at=timezone.now())  # due again now
+        yield route, delivery, tracardi
+
+
+def assert_never_sent_again(route, delivery, tracardi, reason):
+    assert connection_dispatch(connection_id=route.connection_id) == 0
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_error) == ("cancelled", reason)
+    assert tracardi.call_count == 1  # only the first, mapped try: the whole event data never left
+
+
+def test_deleting_a_route_cancels_its_due_deliveries(owed):
+    route, delivery, tracardi = owed
+    user = user_make("Marketing", username="marketing")
+
+    route_delete(route=route, user=user)
+
+    assert_never_sent_again(route, delivery, tracardi, "cancelled: route deleted by marketing")
+    assert AuditEntry.objects.get(action="route.delete").details["cancelled_deliveries"] == 1
+
+
+def test_disabling_a_route_cancels_its_due_deliveries(owed):
+    route, delivery, tracardi = owed
+
+    route_update(route=route, enabled=False, user=user_make("Marketing", username="marketing"))
+
+    assert_never_sent_again(route, delivery, tracardi, "cancelled: route disabled by marketing")
+
+
+def test_a_route_deleted_outside_the_console_cancels_its_due_deliveries_too(owed):
+    route, delivery, tracardi = owed
+
+    Route.objects.filter(pk=route.pk).delete()  # the admin, a cascade, the shell
+
+    assert_never_sent_again(route, delivery, tracardi, "cancelled: route deleted")
+
+
+def test_a_route_disabled_outside_the_console_cancels_its_due_deliveries_too(owed):
+    route, delivery, tracardi = owed
+    route.enabled = False
+
+    route.save()  # the admin's change form
+
+    assert_never_sent_again(route, delivery, tracardi, "cancelled: route disabled")
+
+
+def test_a_delivery_in_flight_when_its_route_is_deleted_never_comes_back_unmapped(owed):
+    route, delivery, tracardi = owed
+    assert len(deliveries_claim(connection_id=route.connection_id, limit=10)) == 1  # a worker is sending it
+
+    route_delete(route=route)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.route_id) == ("cancelled", None)
+    assert delivery.last_error == "cancelled: route deleted by the system"
+
+
+def test_a_replay_goes_under_the_route_and_never_without_one(owed):
+    route, delivery, tracardi = owed
+    route_delete(route=route)
+
+    with pytest.raises(ValueError, match="tracardi: its route was deleted"):
+        event_replay(event=delivery.event)
+    assert Delivery.objects.count() == 1
+
+    # A new route to the same connection: the replay goes under it.
+    new = route_create(event_type=route.event_type, connection=route.connection, mapping={"mail": "data.email"})
+    (again,) = event_replay(event=delivery.event)
+    assert (again.route, again.generation, again.nonce) == (new, 1, delivery.nonce)
+    connection_dispatch(connection_id=route.connection_id)
+    assert json.loads(tracardi.calls.last.request.content) == {"mail": "kate@example.com"}
+
+
+def test_a_replay_makes_one_generation_per_connection_whatever_routes_the_past_ones_had(owed):
+    route, delivery, tracardi = owed
+    Delivery.objects.create(event=delivery.event, connection=route.connection, route=None, generation=1, nonce="n")
+
+    (again,) = event_replay(event=delivery.event)
+
+    assert (again.generation, again.route, again.nonce) == (2, route, "n")

@@ -1,5 +1,8 @@
 """Routes: create, update, delete (audited), check against the vendor's rules, and preview what a vendor
-would receive for a logged event (built by the vendor module, never sent)."""
+would receive for a logged event (built by the vendor module, never sent).
+
+A delivery goes out only under the route it was created for: deleting or disabling a route cancels its due
+deliveries (from the console here, and from anywhere else through the Route signals below)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_save, pre_delete
+from django.dispatch import receiver
 
-from ..models import Event, EventType, Route, VendorConnection
+from ..models import Delivery, Event, EventType, Route, VendorConnection
 from ..vendors import vendor_class
 from ..vendors.base import REDACTED, ConfigurationError, OutgoingEvent
 from .audit import audit_record
@@ -95,17 +100,57 @@ def route_update(*, route: Route, user=None, **changes: Any) -> Route:
     for name, value in changes.items():
         setattr(route, name, value)
     _check(route)
+    cancelled = 0
+    if not route.enabled:
+        # Before the save: its signal would cancel them too, without saying who.
+        cancelled = route_deliveries_cancel(route_id=route.pk, reason=f"route disabled by {_who(user)}")
     _save(route)
-    audit_record(user=user, action="route.update", target=route, details={**_details(route), "fields": changed})
+    details = {**_details(route), "fields": changed}
+    if cancelled:
+        details["cancelled_deliveries"] = cancelled
+    audit_record(user=user, action="route.update", target=route, details=details)
     return route
 
 
 @transaction.atomic
 def route_delete(*, route: Route, user=None) -> None:
-    """Delete a route; its past deliveries stay (their route link is cleared)."""
+    """Delete a route; its due deliveries are cancelled, its past deliveries stay (their route link is cleared)."""
     details, target = _details(route), str(route)
+    cancelled = route_deliveries_cancel(route_id=route.pk, reason=f"route deleted by {_who(user)}", in_flight=True)
     route.delete()
+    if cancelled:
+        details["cancelled_deliveries"] = cancelled
     audit_record(user=user, action="route.delete", target=target, details=details)
+
+
+def route_deliveries_cancel(*, route_id: int, reason: str, in_flight: bool = False) -> int:
+    """Cancel the route's deliveries not sent yet (pending or retrying): a disabled route is one staff no longer
+    want used, and without its route a delivery would go unmapped. `in_flight` (deletes) cancels those being
+    sent too: their answer is still recorded as an attempt, but they never come back as route-less retries.
+    Returns how many were cancelled; each says why in its last error."""
+    statuses = [*Delivery.DUE_STATUSES, *([Delivery.Status.SENDING] if in_flight else [])]
+    return Delivery.objects.filter(route_id=route_id, status__in=statuses).update(
+        status=Delivery.Status.CANCELLED, claimed_at=None, last_error=f"cancelled: {reason}"
+    )
+
+
+def _who(user) -> str:
+    return user.get_username() if getattr(user, "is_authenticated", False) else "the system"
+
+
+# Deletes and edits that bypass the services (admin, cascades, the shell) cancel the same way. The receivers
+# are connected when this module is imported: the admin (through services.replay), the console views and the
+# route forms all import it.
+@receiver(pre_delete, sender=Route, dispatch_uid="tracking.route_deleted")
+def _route_deleted(sender, instance: Route, **kwargs) -> None:
+    # pre_delete runs before the deliveries' route link is cleared (SET_NULL): they are still found by route.
+    route_deliveries_cancel(route_id=instance.pk, reason="route deleted", in_flight=True)
+
+
+@receiver(post_save, sender=Route, dispatch_uid="tracking.route_saved")
+def _route_saved(sender, instance: Route, created: bool, **kwargs) -> None:
+    if not created and not instance.enabled:
+        route_deliveries_cancel(route_id=instance.pk, reason="route disabled")
 
 
 def _details(route: Route) -> dict[str, Any]:

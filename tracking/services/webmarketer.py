@@ -452,15 +452,18 @@ def trash_replay(*, trashed: TrashedEvent, data: dict[str, Any], user: Any, note
     errors = validate_data(trash_fix_fields(trashed=trashed), data, event.event_type.phone_parsing_config)
     if errors:
         raise FixInvalid(errors)
+    previous = event.deliveries.filter(connection=trashed.connection).order_by("-generation").first()
+    # The route the event went under, else (deleted since) the type's current route to this connection.
+    route = (previous.route if previous else None) or Route.objects.filter(
+        event_type=event.event_type, connection=trashed.connection
+    ).first()
+    if route is not None and not route.enabled:
+        raise ValueError(
+            f"the route of {event.event_type_ref} to {trashed.connection.name} is disabled: enable it to replay"
+        )
     before = event.data
     event.data, event.status, event.errors = data, Event.Status.OK, []
     event.save(update_fields=["data", "status", "errors"])
-    previous = event.deliveries.filter(connection=trashed.connection).order_by("-generation").first()
-    route = (
-        previous.route
-        if previous
-        else Route.objects.filter(event_type=event.event_type, connection=trashed.connection).first()
-    )
     now = timezone.now()
     delivery = Delivery.objects.create(
         event=event,
