@@ -20,10 +20,12 @@ from tests.factories import (
     user_make,
     webmarketer_connection_make,
 )
-from tracking.models import AuditEntry, Delivery, Event, LeadAttempt, LeadChange, LeadDelivery
+from tracking.models import AuditEntry, Delivery, Event, LeadAttempt, LeadChange, LeadDelivery, TrashedEvent
 from tracking.services import delivery as delivery_service
 from tracking.services import leads
 from tracking.services.ingest import events_ingest
+from tracking.services.replay import event_replay
+from tracking.services.webmarketer import trash_replay
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
 
@@ -404,3 +406,199 @@ def test_lead_attempts_record_the_exchange_like_event_attempts(connection, vendo
     (attempt,) = LeadAttempt.objects.all()
     assert (attempt.outcome, attempt.response_status, attempt.error) == ("retry", 429, "HTTP 429: ")
     assert LeadDelivery.objects.get().next_attempt_at >= timezone.now() + timedelta(seconds=115)
+
+
+# -- under takes-back, slow runs, fix-and-replay and a crowded sweep: an older value never reaches Webmarketer
+# after a newer one, and a change always addresses the event the newest generation sent ----------------------
+FIXED = {"email": "kate@example.com", "first_name": "Kate", "message": "Call me, fixed"}
+
+
+def patched_values(route) -> list[int]:
+    return [json.loads(c.request.content)["value"] for c in route.calls]
+
+
+# -- a slow run is never overtaken ---------------------------------------------------------------------------
+def test_a_row_taken_back_from_a_slow_run_is_not_sent_by_it_after_a_newer_value(
+    connection, vendor, lead, sales, monkeypatch
+):
+    deliver_event(connection)
+    route = vendor.patch(state_url("qualified")).mock(return_value=httpx.Response(200))
+    qualify(lead, sales, value=1)
+    claim = leads.lead_deliveries_claim
+
+    def slow_claim(**kwargs):
+        claimed = claim(**kwargs)  # worker A has "1" in hand, then is slow for more than HUB_STUCK_AFTER_SECONDS
+        LeadDelivery.objects.update(claimed_at=timezone.now() - timedelta(seconds=301))
+        monkeypatch.setattr("tracking.tasks.dispatch_lead_changes.delay", lambda cid: None)
+        assert leads.lead_changes_sweep()["lead_recovered"] == 1
+        qualify(lead, sales, value=0, date=QUALIFIED_ON + timedelta(hours=1))  # undo
+        monkeypatch.setattr(leads, "lead_deliveries_claim", claim)
+        assert dispatch_leads(connection) == 1  # worker B sends 0
+        return claimed
+
+    monkeypatch.setattr(leads, "lead_deliveries_claim", slow_claim)
+    dispatch_leads(connection)  # worker A goes on with its "1"
+
+    assert patched_values(route) == [0]  # Webmarketer ends undone, as the hub shows
+    statuses = dict(LeadDelivery.objects.values_list("change__value", "status"))
+    assert statuses == {1: "superseded", 0: "delivered"}
+
+
+def test_a_row_of_a_lane_with_a_newer_change_is_superseded_instead_of_sent(connection, vendor, lead, sales):
+    deliver_event(connection)
+    route = vendor.patch(state_url("qualified")).mock(return_value=httpx.Response(200))
+    qualify(lead, sales, value=1)
+    (older,) = leads.lead_deliveries_claim(connection_id=connection.pk, limit=10)
+    # A newer change exists (recorded by a path that left the row in flight, e.g. just after the check).
+    newer = LeadChange.objects.create(
+        event=lead, kind="state", storage_key="qualified", value=0, date=QUALIFIED_ON + timedelta(hours=1)
+    )
+    LeadDelivery.objects.create(
+        change=newer, connection=connection, event=lead, kind="state", storage_key="qualified", status="pending"
+    )
+
+    assert leads._send_allowed(older) is False
+
+    older.refresh_from_db()
+    assert (older.status, older.claimed_at) == ("superseded", None)
+    assert route.call_count == 0
+
+
+def test_a_slow_run_stops_starting_patches_and_gives_the_rest_back(
+    connection, vendor, lead, sales, settings, monkeypatch
+):
+    settings.HUB_STUCK_AFTER_SECONDS, settings.HUB_RUN_SHARE = 300, 0.5
+    deliver_event(connection)
+    clock = [0.0]
+    monkeypatch.setattr(leads, "_clock", lambda: clock[0])
+
+    def slow(request):
+        clock[0] += 100  # each PATCH takes 100 s
+        return httpx.Response(200)
+
+    for key in ("qualified", "converted"):
+        vendor.patch(state_url(key)).mock(side_effect=slow)
+    turnover = vendor.patch(state_url("turnover").replace("/states/", "/statistics/")).mock(side_effect=slow)
+    qualify(lead, sales, key="qualified")
+    qualify(lead, sales, key="converted")
+    leads.lead_change_record(event=lead, kind="statistic", storage_key="turnover", value="10", user=sales)
+
+    assert dispatch_leads(connection) == 3
+
+    # 0 s and 100 s: under 150 s, they go; at 200 s the run starts no more PATCH.
+    statuses = list(LeadDelivery.objects.order_by("change_id").values_list("status", "claimed_at", "attempts"))
+    assert statuses == [("delivered", None, 1), ("delivered", None, 1), ("pending", None, 0)]
+    assert turnover.call_count == 0
+    assert dispatch_leads(connection) == 1 and turnover.call_count == 1
+
+
+# -- fix-and-replay: changes follow the fixed event -----------------------------------------------------------
+def trashed_and_fixed(connection, lead, sales) -> Delivery:
+    """The lead reached Webmarketer as wm-event-1, was trashed there, and staff fixed and replayed it."""
+    first = deliver_event(connection)
+    trashed = TrashedEvent.objects.create(
+        wm_id=first.vendor_ref, connection=connection, event=lead, event_type_ref=lead.event_type_ref
+    )
+    return trash_replay(trashed=trashed, data=FIXED, user=sales)
+
+
+def test_a_change_made_while_the_fixed_event_is_replayed_waits_for_its_new_id(connection, vendor, lead, sales):
+    old = vendor.patch(state_url("qualified", "wm-event-1")).mock(return_value=httpx.Response(200))
+    new = vendor.patch(state_url("qualified", "wm-event-2")).mock(return_value=httpx.Response(200))
+    fixed = trashed_and_fixed(connection, lead, sales)
+
+    change = qualify(lead, sales)
+
+    assert change.deliveries.get().status == "waiting"
+    assert dispatch_leads(connection) == 0
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-event-2"))
+    delivery_service.connection_dispatch(connection_id=connection.pk)  # the fixed event gets its own id
+    fixed.refresh_from_db()
+    assert (fixed.status, fixed.vendor_ref) == ("delivered", "wm-event-2")
+
+    assert dispatch_leads(connection) == 1
+    assert (old.call_count, new.call_count) == (0, 1)
+    assert change.deliveries.get().vendor_ref == "wm-event-2"
+
+
+def test_a_change_claimed_before_the_fix_was_replayed_is_not_sent_to_the_trashed_event(connection, vendor, lead, sales):
+    old = vendor.patch(state_url("qualified", "wm-event-1")).mock(return_value=httpx.Response(200))
+    deliver_event(connection)
+    change = qualify(lead, sales)
+    (in_hand,) = leads.lead_deliveries_claim(connection_id=connection.pk, limit=10)
+    trashed = TrashedEvent.objects.create(
+        wm_id="wm-event-1", connection=connection, event=lead, event_type_ref=lead.event_type_ref
+    )
+    trash_replay(trashed=trashed, data=FIXED, user=sales)
+
+    assert leads._send_allowed(in_hand) is False
+
+    assert change.deliveries.get().status == "waiting" and old.call_count == 0
+
+
+def test_a_plain_replay_after_a_fix_keeps_the_fixed_events_nonce_and_changes_follow_it(connection, vendor, lead, sales):
+    vendor.patch(state_url("qualified", "wm-event-2")).mock(return_value=httpx.Response(200))
+    fixed = trashed_and_fixed(connection, lead, sales)
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-event-2"))
+    delivery_service.connection_dispatch(connection_id=connection.pk)
+
+    (again,) = event_replay(event=lead, user=sales)
+
+    assert again.generation == 2 and again.nonce == fixed.nonce != lead.vendor_nonce
+    delivery_service.connection_dispatch(connection_id=connection.pk)  # Webmarketer dedups: the same id
+    change = qualify(lead, sales)
+    dispatch_leads(connection)
+    assert change.deliveries.get().vendor_ref == "wm-event-2"
+    posted = [json.loads(c.request.content) for c in vendor.calls if c.request.url == EVENTS_URL]
+    assert [p["nonce"] for p in posted] == [lead.vendor_nonce, fixed.nonce, fixed.nonce]
+
+
+# -- the sweep looks at the rows that can move ------------------------------------------------------------------
+def test_waiting_rows_of_a_disabled_connection_never_crowd_out_a_missed_release(
+    connection, vendor, lead, sales, monkeypatch
+):
+    monkeypatch.setattr(leads, "WAITING_PER_SWEEP", 3)
+    woken = []
+    monkeypatch.setattr("tracking.tasks.dispatch_lead_changes.delay", woken.append)
+    disabled = webmarketer_connection_make(name="wm-off", enabled=False)
+    for i in range(4):  # the oldest waiting rows: on a connection nobody sends to
+        change = LeadChange.objects.create(
+            event=lead, kind="state", storage_key="converted", value=i % 2, date=QUALIFIED_ON
+        )
+        LeadDelivery.objects.create(
+            change=change, connection=disabled, event=lead, kind="state", storage_key="converted", status="waiting"
+        )
+    change = qualify(lead, sales)
+    # The event got its id, but the release ran before that transaction committed: it found nothing.
+    Delivery.objects.update(status="delivered", vendor_ref="wm-event-1")
+
+    report = leads.lead_changes_sweep()
+
+    assert change.deliveries.get().status == "pending"
+    assert report["lead_released"] == 1 and woken == [connection.pk]
+    assert LeadDelivery.objects.filter(connection=disabled, status="waiting").count() == 4
+
+
+def test_the_sweep_pages_through_every_row_that_can_move(connection, vendor, lead, sales, monkeypatch):
+    monkeypatch.setattr("tracking.tasks.dispatch_lead_changes.delay", lambda cid: None)
+    for key in ("qualified", "converted"):
+        qualify(lead, sales, key=key)
+    leads.lead_change_record(event=lead, kind="statistic", storage_key="turnover", value="5", user=sales)
+    Delivery.objects.update(status="delivered", vendor_ref="wm-event-1")
+
+    assert leads.waiting_release_all(page=2) == 3
+    assert set(LeadDelivery.objects.values_list("status", flat=True)) == {"pending"}
+
+
+def test_the_sweep_leaves_rows_whose_event_is_still_on_its_way_and_fails_those_it_never_reaches(
+    connection, vendor, lead, sales
+):
+    change = qualify(lead, sales)
+
+    assert leads.waiting_release_all() == 0
+    assert change.deliveries.get().status == "waiting"
+
+    Delivery.objects.update(status="failed", last_error="HTTP 400: bad event")
+    leads.waiting_release_all()
+    owed = change.deliveries.get()
+    assert owed.status == "failed" and "HTTP 400: bad event" in owed.last_error

@@ -10,14 +10,16 @@ superseded, since Webmarketer keeps one value per state or statistic, with its d
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from ..models import Delivery, Event, LeadAttempt, LeadChange, LeadDelivery, VendorConnection, VendorKind
@@ -49,8 +51,10 @@ SUPERSEDABLE = (
     LeadDelivery.Status.RETRYING,
     LeadDelivery.Status.FAILED,
 )
-# Waiting changes looked at per sweep: bounded, the oldest first; the rest are looked at next time.
+# Waiting changes the sweep resolves per page (it pages through every one that can move).
 WAITING_PER_SWEEP = 1000
+# Event delivery statuses that may still give the event its Webmarketer id.
+UNDER_WAY = (Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.RETRYING)
 
 
 class LeadChangeError(ValueError):
@@ -122,8 +126,10 @@ class Standing:
 
 
 def _standings(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Standing]:
-    """For (event id, connection id) pairs: the id of the newest delivered generation (a fixed event
-    replayed from the trash has a new one), else whether a delivery is still under way."""
+    """For (event id, connection id) pairs: the Webmarketer id of the event the newest generation sends. A
+    fixed event replayed from the trash goes under a new nonce, so it is a new event at Webmarketer: changes
+    wait for its id, never take the trashed one's. Generations under the same nonce (plain replays) are one
+    event there: any of them delivered gives the id."""
     if not pairs:
         return {}
     rows = (
@@ -137,20 +143,22 @@ def _standings(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Standing]:
     standings = {}
     for pair in pairs:
         deliveries = by_pair.get(pair, [])
-        delivered = next((d for d in deliveries if d.status == Delivery.Status.DELIVERED and d.vendor_ref), None)
+        if not deliveries:
+            standings[pair] = Standing(problem="The event has no delivery to this connection any more.")
+            continue
+        newest = deliveries[0]
+        same_event = [d for d in deliveries if d.nonce == newest.nonce]
+        delivered = next((d for d in same_event if d.status == Delivery.Status.DELIVERED and d.vendor_ref), None)
         if delivered:
             standings[pair] = Standing(vendor_ref=delivered.vendor_ref)
-        elif any(d.status not in (Delivery.Status.FAILED, Delivery.Status.CANCELLED) for d in deliveries):
+        elif any(d.status in UNDER_WAY for d in same_event):
             standings[pair] = Standing()  # pending, sending or retrying: wait for it
-        elif deliveries:
-            latest = deliveries[0]
-            why = latest.last_error or latest.get_status_display().lower()
+        else:
+            why = newest.last_error or newest.get_status_display().lower()
             standings[pair] = Standing(
-                problem=f"The event itself did not reach {latest.connection.name} ({why}): replay the event, "
+                problem=f"The event itself did not reach {newest.connection.name} ({why}): replay the event, "
                 "then retry this change."
             )
-        else:
-            standings[pair] = Standing(problem="The event has no delivery to this connection any more.")
     return standings
 
 
@@ -414,8 +422,71 @@ def _apply(connection: VendorConnection, deliveries: dict[int, LeadDelivery], se
                 ).update(attempts=F("attempts") + n, claimed_at=None, **fields)
 
 
+def _send_allowed(delivery: LeadDelivery) -> bool:
+    """Just before its PATCH: is the row still this run's, still the newest of its lane, still addressed to the
+    event's current Webmarketer id? A row taken back by the sweep (and perhaps superseded and sent by another
+    worker since) must not go: an older value would reach Webmarketer after a newer one. Rows that must not
+    go are moved on here (superseded, waiting again, failed); the caller skips them."""
+    ours = LeadDelivery.objects.filter(
+        pk=delivery.pk, status=LeadDelivery.Status.SENDING, claimed_at=delivery.claimed_at
+    )
+    if not ours.exists():
+        return False  # taken back: whatever it became is no longer this run's to send
+    newer = LeadDelivery.objects.filter(
+        event_id=delivery.event_id,
+        connection_id=delivery.connection_id,
+        kind=delivery.kind,
+        storage_key=delivery.storage_key,
+        change_id__gt=delivery.change_id,
+    )
+    if newer.exists():
+        ours.update(
+            status=LeadDelivery.Status.SUPERSEDED,
+            claimed_at=None,
+            last_error="A newer change of the same key was made before this one could be sent.",
+        )
+        return False
+    pair = (delivery.event_id, delivery.connection_id)
+    standing = _standings({pair})[pair]
+    if not standing.vendor_ref:
+        # The event was replayed (fixed) since the claim: wait for the new event's id, or fail with why.
+        ours.update(
+            status=LeadDelivery.Status.FAILED if standing.problem else LeadDelivery.Status.WAITING,
+            claimed_at=None,
+            last_error=standing.problem,
+        )
+        return False
+    if standing.vendor_ref != delivery.vendor_ref:
+        ours.update(vendor_ref=standing.vendor_ref)
+        delivery.vendor_ref = standing.vendor_ref
+    return True
+
+
+def _unsent_release(deliveries: list[LeadDelivery]) -> None:
+    """Rows a time-boxed run had no time for go back to due, as they were (if still this run's)."""
+    now = timezone.now()
+    for delivery in deliveries:
+        LeadDelivery.objects.filter(
+            pk=delivery.pk, status=LeadDelivery.Status.SENDING, claimed_at=delivery.claimed_at
+        ).update(
+            status=LeadDelivery.Status.RETRYING if delivery.attempts else LeadDelivery.Status.PENDING,
+            claimed_at=None,
+            next_attempt_at=now,
+        )
+
+
+# The run's clock (monotonic); tests replace it to play a slow run without waiting.
+_clock = time.monotonic
+
+
 def lead_changes_dispatch(*, connection_id: int) -> int:
-    """Claim and send one batch of a connection's due lead deliveries; returns how many were claimed."""
+    """Claim and send one batch of a connection's due lead deliveries; returns how many were claimed.
+
+    The PATCHes go one after the other, so a run is time-boxed: it starts no PATCH once it has used
+    HUB_RUN_SHARE of HUB_STUCK_AFTER_SECONDS (what is left goes back to due), so the sweep never takes back a
+    row of a run that is only slow. Each row is checked again just before its PATCH (_send_allowed)."""
+    started = _clock()
+    budget = settings.HUB_STUCK_AFTER_SECONDS * settings.HUB_RUN_SHARE
     connection = VendorConnection.objects.filter(pk=connection_id, enabled=True, kind=VendorKind.WEBMARKETER).first()
     if connection is None or connection.circuit_open:
         return 0
@@ -430,23 +501,67 @@ def lead_changes_dispatch(*, connection_id: int) -> int:
         sent = [Sent(tuple(claimed), Result("retry", f"connection misconfigured: {exc}"))]
     else:
         # Human-paced volume: one request after the other over the pooled client is plenty.
-        sent = [_update_send(session, delivery) for delivery in claimed.values()]
+        sent, unsent = [], []
+        for delivery in claimed.values():
+            if unsent or _clock() - started >= budget:
+                unsent.append(delivery)
+            elif _send_allowed(delivery):
+                sent.append(_update_send(session, delivery))
+        if unsent:
+            log.info("lead dispatch of %s: time is up, %d changes go back to due", connection.name, len(unsent))
+            _unsent_release(unsent)
     _apply(connection, claimed, sent)
     circuit_update(connection, sent)
     return len(claimed)
 
 
 # -- sweeping (beat) --------------------------------------------------------------------------------------------
+def _waiting_movable() -> QuerySet[LeadDelivery]:
+    """Waiting rows the sweep can move: on an enabled connection, and their event's newest generation there
+    is over (delivered, failed, cancelled), gone, or shares its nonce with a delivered one. Rows still
+    waiting for an event under way (or on a disabled connection) are not looked at, so they never crowd
+    out the ones that can go."""
+    pair = Delivery.objects.filter(event_id=OuterRef("event_id"), connection_id=OuterRef("connection_id"))
+    newest = pair.order_by("-generation", "-id")
+    return (
+        LeadDelivery.objects.filter(status=LeadDelivery.Status.WAITING, connection__enabled=True)
+        .annotate(
+            newest_status=Subquery(newest.values("status")[:1]),
+            newest_nonce=Subquery(newest.values("nonce")[:1]),
+        )
+        .filter(
+            Q(newest_status__isnull=True)
+            | ~Q(newest_status__in=UNDER_WAY)
+            | Exists(
+                Delivery.objects.filter(
+                    event_id=OuterRef("event_id"),
+                    connection_id=OuterRef("connection_id"),
+                    nonce=OuterRef("newest_nonce"),
+                    status=Delivery.Status.DELIVERED,
+                ).exclude(vendor_ref="")
+            )
+        )
+    )
+
+
+def waiting_release_all(*, page: int = WAITING_PER_SWEEP) -> int:
+    """Resolve every waiting row that can move, page after page (keyset on id, over the partial index of
+    waiting rows); returns how many became pending. Also what retries a release that ran before the
+    transaction that delivered the event had committed."""
+    movable, last, released = _waiting_movable(), 0, 0
+    while True:
+        ids = list(movable.filter(id__gt=last).order_by("id").values_list("id", flat=True)[:page])
+        if not ids:
+            return released
+        released += _waiting_resolve(LeadDelivery.objects.filter(id__in=ids), wake=False)
+        last = ids[-1]
+
+
 def lead_changes_sweep() -> dict[str, int]:
     """Take back lead deliveries stuck in `sending`, release waiting ones whose event arrived (or fail them
     when it never will), and wake every connection with due lead deliveries."""
     recovered = sending_take_back(LeadDelivery, now=timezone.now())
-    waiting_ids = list(
-        LeadDelivery.objects.filter(status=LeadDelivery.Status.WAITING)
-        .order_by("id")
-        .values_list("id", flat=True)[:WAITING_PER_SWEEP]
-    )
-    released = _waiting_resolve(LeadDelivery.objects.filter(id__in=waiting_ids), wake=False) if waiting_ids else 0
+    released = waiting_release_all()
     woken = connections_due(LeadDelivery, now=timezone.now())  # the released ones are due from now
     from ..tasks import dispatch_lead_changes
 
