@@ -237,3 +237,38 @@ def test_what_the_editor_saves_pushes_as_the_seeds_create_sample():
     event_type = event_type_save(event_type=None, data=typed, user=None)
 
     assert event_type_body(event_type_document(event_type)) == seed
+
+
+def test_saving_a_pulled_type_unchanged_keeps_it_in_sync():
+    """Webmarketer leaves out flags that are false and a null ingestionKey; the editor spells them out."""
+    from tracking.services.event_types import event_type_sync_state
+    from tracking.vendors.webmarketer import event_type_digest
+
+    pulled = EventType.objects.create(
+        reference="pulled",
+        name="Pulled",
+        fields=[
+            {"type": "email", "entity": "user", "storageKey": "email", "discriminant": True},
+            {"type": "boolean", "entity": "state", "storageKey": "qualified", "optional": True, "label": ""},
+        ],
+        phone_parsing_config=[{"countryCode": "FR", "order": 1, "_id": "pc-1"}],
+        wm_id="wm-type-1",
+    )
+    pulled.synced_hash = event_type_digest(event_type_document(pulled))
+    pulled.save()
+    # What the editor posts back for it, untouched: every flag and key spelled out.
+    data = valid(
+        reference="pulled",
+        name="Pulled",
+        fields=[row("email", "email", "user", discriminant=True), row("qualified", "boolean", "state", optional=True)],
+        phoneParsingConfig=["FR"],
+        expirationPolicy=None,
+        metadata={},
+    )
+
+    saved = event_type_save(event_type=pulled, data=data, user=None)
+
+    assert event_type_sync_state(saved) == "synced"
+    # A real change still shows.
+    data["fields"][1]["label"] = "Qualified"
+    assert event_type_sync_state(event_type_save(event_type=saved, data=data, user=None)) == "changed"

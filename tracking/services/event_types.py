@@ -242,6 +242,19 @@ def _canonical(fields: list[dict[str, Any]]) -> list[str]:
     return sorted(json.dumps(f, sort_keys=True) for f in fields)
 
 
+def _as_stored(fields: list[dict[str, Any]], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each cleaned field that says what the stored one of its storage key says (the editor spells out every
+    flag and a null ingestionKey where Webmarketer may leave them out) is kept as stored, so saving an
+    unchanged pulled type changes nothing and it stays in sync."""
+    by_key = {f.get("storageKey"): f for f in stored if isinstance(f, dict)}
+    kept = []
+    for field in fields:
+        original = by_key.get(field.get("storageKey"))
+        same = original is not None and _field_clean(0, original, _Errors()) == field
+        kept.append(original if same else field)
+    return kept
+
+
 @transaction.atomic
 def event_type_save(*, event_type: EventType | None, data: dict[str, Any], user: Any) -> EventType:
     """Create (event_type=None) or update an event type from the editor's data; audited with before/after."""
@@ -249,15 +262,20 @@ def event_type_save(*, event_type: EventType | None, data: dict[str, Any], user:
     before = event_type_document(event_type) if event_type is not None else None
     target = event_type if event_type is not None else EventType()
     fields = cleaned["fields"]
-    if event_type is not None and _canonical(fields) == _canonical(event_type.fields):
-        # Same fields, only shown in another order (the editor lists states apart): keep the mirror's order
-        # so an unchanged type does not look changed here.
-        fields = event_type.fields
+    phone_config = cleaned["phoneParsingConfig"]
+    if event_type is not None:
+        fields = _as_stored(fields, event_type.fields)
+        if _canonical(fields) == _canonical(event_type.fields):
+            # Same fields, only shown in another order (the editor lists states apart): keep the mirror's order
+            # so an unchanged type does not look changed here.
+            fields = event_type.fields
+        if _phone_config_clean(event_type.phone_parsing_config, _Errors()) == phone_config:
+            phone_config = event_type.phone_parsing_config
     target.reference = cleaned["reference"]
     target.name = cleaned["name"]
     target.fields = fields
     target.metadata = cleaned["metadata"]
-    target.phone_parsing_config = cleaned["phoneParsingConfig"]
+    target.phone_parsing_config = phone_config
     target.expiration_policy = cleaned["expirationPolicy"]
     try:
         with transaction.atomic():
