@@ -155,6 +155,12 @@ HUB_DISPATCH_CONCURRENCY = env.int("HUB_DISPATCH_CONCURRENCY", default=8)
 
 SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8765")
 
+# Egress: vendor URLs must be http(s) to public addresses (checked at save, at "Test connection" and before
+# sending). Exceptions, comma-separated: hosts, host:port or networks, e.g. a self-hosted Tracardi:
+# HUB_EGRESS_ALLOW=tracardi.internal:8686 (or 10.20.0.0/16). `make run` allows its sandbox on loopback.
+HUB_EGRESS_ALLOW = env.list("HUB_EGRESS_ALLOW", default=[])
+HUB_EGRESS_HTTPS_ONLY = env.bool("HUB_EGRESS_HTTPS_ONLY", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -45,6 +45,31 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+# -- egress: the sandbox is on loopback, allowed as `make run` allows it; no DNS in the test environment -----
+TEST_EGRESS_ALLOW = "127.0.0.1,localhost,::1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def egress_allow_loopback():
+    from django.test import override_settings
+
+    with override_settings(HUB_EGRESS_ALLOW=TEST_EGRESS_ALLOW.split(",")):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def egress_resolver(monkeypatch):
+    """Host names resolve to one public address (localhost to loopback) without DNS; egress tests replace it."""
+    from tracking.vendors import egress
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == "localhost" else ["93.184.215.14"]
+
+    monkeypatch.setattr(egress, "resolve", resolve)
+    egress.send_cache_clear()
+    return resolve
+
+
 @pytest.fixture
 def fresh_sessions(monkeypatch):
     """No pooled vendor session (nor cached token) from another test: respx only sees clients built while
@@ -100,6 +125,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         "HUB_SWEEP_SECONDS": "0.5",
         "HUB_STUCK_AFTER_SECONDS": "30",
         "CONN_MAX_AGE": "0",
+        "HUB_EGRESS_ALLOW": TEST_EGRESS_ALLOW,
     }
     celery = [sys.executable, "-m", "celery", "-A", "project"]
     log = open(workdir / "worker.log", "w")  # noqa: SIM115 (closed below)

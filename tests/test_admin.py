@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.factories import event_type_make, route_make, source_make, user_make, webmarketer_connection_make
@@ -224,3 +226,60 @@ def test_deleting_a_connection_does_not_take_its_deliveries_with_it(client):
     client.post(f"/admin/tracking/vendorconnection/{rows['vendorconnection']}/delete/", {"post": "yes"})
 
     assert Delivery.objects.filter(connection_id=rows["vendorconnection"]).exists()
+
+
+# -- the admin's connection form: the same egress and secret rules as the console ----------------------------
+def _admin_connection_form(connection, **overrides) -> dict:
+    return {
+        "kind": connection.kind,
+        "name": connection.name,
+        "enabled": "on",
+        "base_url": connection.base_url,
+        "auth_url": connection.auth_url,
+        "settings": json.dumps(connection.settings),
+        "timeout_seconds": "10",
+        "batch_size": "50",
+        "retry_base_seconds": "10",
+        "retry_max_seconds": "600",
+        "give_up_after_seconds": "86400",
+        "new_secrets": "",
+        **overrides,
+    }
+
+
+def test_the_admin_asks_for_the_secrets_again_when_a_connection_moves_host(client):
+    from tests.factories import vendor_connection_make
+    from tracking.models import VendorConnection
+
+    connection = vendor_connection_make("algonomy")
+    client.force_login(user_make("admin"))
+    url = f"/admin/tracking/vendorconnection/{connection.pk}/change/"
+
+    refused = client.post(url, _admin_connection_form(connection, auth_url="https://collector.attacker.example"))
+    moved = client.post(
+        url,
+        _admin_connection_form(
+            connection,
+            auth_url="https://rcdp-eu.algonomy.com",
+            new_secrets=json.dumps({"client_id": "c", "client_secret": "s"}),
+        ),
+    )
+
+    assert "set client_id, client_secret again" in refused.content.decode()
+    assert moved.status_code == 302
+    assert VendorConnection.objects.get().auth_url == "https://rcdp-eu.algonomy.com"
+
+
+def test_the_admin_refuses_internal_addresses(client, settings):
+    from tests.factories import vendor_connection_make
+
+    settings.HUB_EGRESS_ALLOW = []
+    connection = vendor_connection_make("tracardi")
+    client.force_login(user_make("admin"))
+
+    response = client.post(
+        f"/admin/tracking/vendorconnection/{connection.pk}/change/",
+        _admin_connection_form(connection, base_url="http://127.0.0.1:8686/"),
+    )
+
+    assert "127.0.0.1 is a loopback address" in response.content.decode()

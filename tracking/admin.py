@@ -11,7 +11,13 @@ from django.utils.html import format_html
 
 from .models import Attempt, AuditEntry, Delivery, Event, EventType, Route, Source, VendorConnection
 from .services.audit import audit_record
-from .services.connections import UPDATABLE_FIELDS, connection_test, secrets_merge
+from .services.connections import (
+    UPDATABLE_FIELDS,
+    connection_test,
+    secrets_merge,
+    secrets_to_reenter,
+    urls_problems,
+)
 from .services.replay import event_replay
 
 
@@ -55,6 +61,24 @@ class VendorConnectionForm(forms.ModelForm):
         if not isinstance(value, dict):
             raise forms.ValidationError("Give a JSON object of secret name → value.")
         return value
+
+    def clean(self) -> dict:
+        """The same rules as the console's form: public URLs only (HUB_EGRESS_ALLOW for exceptions), and the
+        stored secrets typed again when a URL moves to another scheme, host or port."""
+        cleaned = super().clean()
+        urls = {name: cleaned.get(name) or "" for name in ("base_url", "auth_url")}
+        for name, message in urls_problems(**urls).items():
+            self.add_error(name, message)
+        # Before _post_clean, self.instance still holds the stored URLs and secrets.
+        if self.instance.pk and (
+            missing := secrets_to_reenter(connection=self.instance, secrets=cleaned.get("new_secrets"), **urls)
+        ):
+            self.add_error(
+                "new_secrets",
+                f"The connection now points at another host: set {', '.join(missing)} again "
+                "(a stored secret is never sent to a new host).",
+            )
+        return cleaned
 
 
 @admin.register(VendorConnection)

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 
 from .models import VendorConnection, VendorKind
-from .services.connections import connection_problem
+from .services.connections import connection_problem, secrets_to_reenter, urls_problems
 from .vendors import acquia, vendor_class
 from .vendors.webmarketer import DEFAULT_AUDIENCE, DEFAULT_INSIGHTS_PATH, DEFAULT_TRASH_PATH
 
@@ -68,7 +68,6 @@ SPECS: dict[str, KindSpec] = {
                 "Your Webmarketer project id: 3–64 lowercase letters, digits and single dashes.",
                 required=True,
             ),
-            Field("token_audience", "Token audience", f"The JWT's aud claim; empty = {DEFAULT_AUDIENCE}."),
             Field(
                 "trash_path",
                 "Trashed-events path",
@@ -369,6 +368,15 @@ class ConnectionForm(forms.Form):
                 )
             else:
                 base_url, auth_url = base_url or derived[0], auth_url or derived[1]
+        for name, message in urls_problems(base_url=base_url, auth_url=auth_url or "").items():
+            self.add_error(name if cleaned.get(name) else None, message)
+        for key in secrets_to_reenter(
+            connection=self.connection, secrets=secrets, base_url=base_url, auth_url=auth_url or ""
+        ):
+            name = f"secret_{key}"
+            message = "The connection now points at another host: enter this secret again (blank keeps it only "
+            message += "while the host stays the same)."
+            self.add_error(name, message) if name in self.fields else self.add_error(None, f"{key}: {message}")
         if self.errors:
             return cleaned
         problem = connection_problem(

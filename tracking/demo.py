@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+
+def sandbox_egress_allow(sandbox_url: str, current: list[str] | str = "") -> list[str]:
+    """HUB_EGRESS_ALLOW with the demo's sandbox added (its host and port only, e.g. 127.0.0.1:8765): the
+    sandbox listens on loopback, which the hub refuses to send to unless the setting names it."""
+    from urllib.parse import urlsplit
+
+    entries = [e.strip() for e in (current.split(",") if isinstance(current, str) else current) if e.strip()]
+    parts = urlsplit(sandbox_url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    entry = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    return entries if entry in entries else [*entries, entry]
+
+
 FIELD_DEFAULTS = {"discriminant": False, "isPii": False, "isMostProbableLocation": False, "optional": False}
 
 

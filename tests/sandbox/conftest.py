@@ -26,6 +26,7 @@ def webmarketer_client() -> TestClient:
     account = client.post("/__sandbox__/webmarketer/service-accounts").json()
     vendor = Webmarketer(
         base_url="http://testserver/webmarketer/api/v1/",
+        auth_url="http://testserver/webmarketer/oidc/token",
         settings={"project_id": "my-project"},
         secrets={"service_account": account},
     )

@@ -280,3 +280,128 @@ def test_a_misconfigured_connection_is_reported_before_any_call(client, marketin
     html = client.post(f"/connections/{connection.pk}/test", headers={"HX-Request": "true"}).content.decode()
 
     assert "Configuration problem: Webmarketer: project_id must be" in html
+
+
+# -- secrets follow the host; egress -------------------------------------------------------------------------
+def algonomy_edit_form(**overrides) -> dict:
+    return {
+        "name": "algonomy",
+        "enabled": "on",
+        "base_url": "https://sandbox.algonomy.com/",
+        "auth_url": "https://rcdp-us.algonomy.com",
+        "setting_tenant_hash": "ABC123",
+        "setting_src_id": "WBSTR",
+        "setting_src_type": "Website",
+        "secret_client_id": "",
+        "secret_client_secret": "",
+        **ADVANCED,
+        **overrides,
+    }
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        {"auth_url": "https://collector.attacker.example"},
+        {"auth_url": "http://rcdp-us.algonomy.com"},  # another scheme
+        {"base_url": "https://sandbox.algonomy.com:8443/"},  # another port
+    ],
+)
+def test_moving_a_connection_to_another_host_needs_its_secrets_again(client, marketing, moved):
+    connection = vendor_connection_make("algonomy")
+
+    response = client.post(f"/connections/{connection.pk}/", algonomy_edit_form(**moved))
+
+    html = response.content.decode()
+    assert response.status_code == 200 and html.count("enter this secret again") == 2
+    connection.refresh_from_db()
+    assert connection.auth_url == "https://rcdp-us.algonomy.com" and connection.base_url.endswith(".com/")
+
+
+def test_a_moved_connection_saves_with_its_secrets_typed_again(client, marketing):
+    connection = vendor_connection_make("algonomy")
+    form = algonomy_edit_form(
+        auth_url="https://rcdp-eu.algonomy.com", secret_client_id="hub-client", secret_client_secret="s-2"
+    )
+
+    response = client.post(f"/connections/{connection.pk}/", form)
+
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.auth_url == "https://rcdp-eu.algonomy.com" and connection.secrets["client_secret"] == "s-2"
+
+
+def test_another_path_on_the_same_host_keeps_blank_secrets(client, marketing):
+    connection = vendor_connection_make("algonomy")
+
+    response = client.post(
+        f"/connections/{connection.pk}/", algonomy_edit_form(base_url="https://sandbox.algonomy.com/v2/")
+    )
+
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.secrets == {"client_id": "hub-client", "client_secret": "algonomy-client-secret"}
+
+
+def test_a_webmarketer_service_account_is_not_sent_to_a_new_token_endpoint(client, marketing, settings):
+    connection = webmarketer_connection_make()
+    form = {
+        "name": "wm",
+        "enabled": "on",
+        "base_url": connection.base_url,
+        "auth_url": "https://token.attacker.example/oidc/token",
+        "setting_project_id": "my-project",
+        "secret_service_account": "",
+        **ADVANCED,
+    }
+
+    response = client.post(f"/connections/{connection.pk}/", form)
+
+    assert response.status_code == 200 and "enter this secret again" in response.content.decode()
+    assert VendorConnection.objects.get().auth_url == "https://oauth.webmarketer.io/oidc/token"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:6379/", "127.0.0.1 is a loopback address"),
+        ("http://localhost/", "localhost resolves to 127.0.0.1, which is a loopback address"),
+        ("http://10.0.0.5/", "10.0.0.5 is a private address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://[::1]:8080/", "::1 is a loopback address"),
+        ("ftp://ftp.example.com/", "Only http and https URLs are allowed, not ftp://."),
+    ],
+)
+def test_a_connection_to_an_internal_address_is_refused_and_names_the_setting(client, marketing, settings, url, said):
+    settings.HUB_EGRESS_ALLOW = []
+
+    response = client.post("/connections/new/", {"kind": "tracardi", "name": "t", "base_url": url,
+                                                 "setting_source_id": "src", "enabled": "on", **ADVANCED})  # fmt: skip
+
+    html = response.content.decode()
+    assert response.status_code == 200 and said in html
+    assert "HUB_EGRESS_ALLOW" in html or url.startswith("ftp:")
+    assert not VendorConnection.objects.exists()
+
+
+def test_an_allowed_internal_host_is_one_setting_away(client, marketing, settings, egress_resolver, monkeypatch):
+    from tracking.vendors import egress
+
+    monkeypatch.setattr(egress, "resolve", lambda host, port: ["10.20.0.7"])
+    settings.HUB_EGRESS_ALLOW = ["tracardi.internal:8686"]
+    form = {"kind": "tracardi", "name": "t", "setting_source_id": "src", "enabled": "on", **ADVANCED}
+
+    refused = client.post("/connections/new/", {**form, "base_url": "http://tracardi.internal:9000/"})
+    saved = client.post("/connections/new/", {**form, "base_url": "http://tracardi.internal:8686/"})
+
+    assert "10.20.0.7, which is a private address" in refused.content.decode()
+    assert saved.status_code == 302 and VendorConnection.objects.get().base_url == "http://tracardi.internal:8686/"
+
+
+def test_test_connection_refuses_an_internal_address_saved_before_without_calling_it(client, marketing, settings):
+    settings.HUB_EGRESS_ALLOW = []
+    connection = vendor_connection_make("algonomy", auth_url="http://127.0.0.1:6379")
+
+    html = client.post(f"/connections/{connection.pk}/test", headers={"HX-Request": "true"}).content.decode()
+
+    assert "Not tried: 127.0.0.1 is a loopback address" in html and "HUB_EGRESS_ALLOW" in html

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..models import VendorConnection
-from ..vendors import vendor_class
+from ..vendors import egress, vendor_class
 from ..vendors.base import ConfigurationError, redact
 from ..vendors.http import TokenError, VendorSession
 from .audit import audit_record
@@ -37,6 +39,55 @@ class TestReport:
     message: str
 
 
+URL_FIELDS = ("base_url", "auth_url")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of a URL (the default port made explicit): where a secret would go."""
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port or egress.DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return ("", url or "", None)
+    return (parts.scheme.lower(), (parts.hostname or "").rstrip("."), port)
+
+
+def urls_problems(**urls: str) -> dict[str, str]:
+    """Why the hub may not send to each of these URLs (field name → message), empty when it may."""
+    problems = {}
+    for name, url in urls.items():
+        if url and (refusal := egress.url_refusal(url)):
+            problems[name] = refusal
+    return problems
+
+
+def secrets_to_reenter(*, connection: VendorConnection | None, secrets: dict | None = None, **urls: str) -> list[str]:
+    """The stored secrets that must be typed again because a URL now points at another scheme, host or port:
+    blank keeps a secret only while it goes where it went before (never to a host someone just typed)."""
+    if connection is None or not connection.secrets:
+        return []
+    moved = [n for n, url in urls.items() if n in URL_FIELDS and origin(url) != origin(getattr(connection, n))]
+    if not moved:
+        return []
+    given = {k for k, v in (secrets or {}).items() if v not in ("", None)}
+    return sorted(set(connection.secrets) - given)
+
+
+def _reenter_message(keys: list[str]) -> str:
+    return (
+        f"The connection now points at another host: enter {', '.join(keys)} again (a stored secret is never sent "
+        "to a new host)."
+    )
+
+
+def _urls_validate(connection: VendorConnection | None, secrets: dict | None, **urls: str) -> None:
+    errors: dict[str, list[str]] = {name: [message] for name, message in urls_problems(**urls).items()}
+    if missing := secrets_to_reenter(connection=connection, secrets=secrets, **urls):
+        errors.setdefault("secrets", []).append(_reenter_message(missing))
+    if errors:
+        raise ValidationError(errors)
+
+
 @transaction.atomic
 def connection_create(
     *,
@@ -50,6 +101,7 @@ def connection_create(
     **options,
 ) -> VendorConnection:
     vendor_class(kind)  # unknown kinds fail here, with a clear message
+    _urls_validate(None, None, base_url=base_url, auth_url=auth_url)
     connection = VendorConnection(
         kind=kind,
         name=name,
@@ -86,6 +138,12 @@ def connection_update(
     if unknown:
         raise TypeError(f"connection_update() got unknown fields: {', '.join(sorted(unknown))}")
     changed = [name for name, value in changes.items() if getattr(connection, name) != value]
+    # Checked against the stored connection before anything is set on it.
+    _urls_validate(
+        connection,
+        secrets,
+        **{n: changes[n] for n in URL_FIELDS if n in changes and changes[n] != getattr(connection, n)},
+    )
     for name, value in changes.items():
         setattr(connection, name, value)
     secrets = secrets or {}
@@ -134,6 +192,8 @@ def connection_test(*, connection: VendorConnection, user=None) -> TestReport:
 
 
 def _test(connection: VendorConnection) -> TestReport:
+    if problems := urls_problems(base_url=connection.base_url, auth_url=connection.auth_url):
+        return TestReport(False, f"Not tried: {' '.join(problems.values())}")
     try:
         vendor = vendor_for(connection)
         vendor.check()

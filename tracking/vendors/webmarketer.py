@@ -100,6 +100,10 @@ class Webmarketer(Vendor):
             extra = ()
         return super().sensitive() + extra
 
+    @property
+    def token_url(self) -> str:
+        return self.auth_url or DEFAULT_AUDIENCE
+
     # Reference: VENDORS.md "Auth (same SDK)": RS256 JWT bearer grant.
     def token_request(self, now: datetime) -> VendorRequest:
         account = service_account(self.secrets)
@@ -107,7 +111,9 @@ class Webmarketer(Vendor):
             {
                 "iss": account["clientId"],
                 "sub": account["serviceAccountEmail"],
-                "aud": self.settings.get("token_audience") or DEFAULT_AUDIENCE,
+                # The endpoint it is sent to, never a fixed host: an assertion sent to another token endpoint
+                # names that endpoint, so it cannot be replayed at Webmarketer's.
+                "aud": self.token_url,
                 "scope": "full_access",
                 "iat": int(now.timestamp()),
                 "exp": int(now.timestamp()) + 300,
@@ -118,7 +124,7 @@ class Webmarketer(Vendor):
         )
         return VendorRequest(
             "POST",
-            self.auth_url or DEFAULT_AUDIENCE,
+            self.token_url,
             form={
                 "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                 "client_id": account["clientId"],

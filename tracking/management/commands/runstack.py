@@ -10,6 +10,9 @@ from urllib.request import urlopen
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.test import override_settings
+
+from tracking.demo import sandbox_egress_allow
 
 
 def _interrupt(signum, frame):
@@ -29,7 +32,9 @@ class Command(BaseCommand):
         python = sys.executable
         bindir = os.path.dirname(python)
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        env = {**os.environ, "SANDBOX_URL": sandbox_url, "PYTHONUNBUFFERED": "1"}
+        # The sandbox is on loopback: web, worker and beat (and the seed below) may send to it, nowhere else inside.
+        allow = sandbox_egress_allow(sandbox_url, settings.HUB_EGRESS_ALLOW)
+        env = {**os.environ, "SANDBOX_URL": sandbox_url, "PYTHONUNBUFFERED": "1", "HUB_EGRESS_ALLOW": ",".join(allow)}
         self.procs: list[tuple[str, subprocess.Popen]] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _interrupt)
@@ -37,7 +42,8 @@ class Command(BaseCommand):
             self.start("sandbox", [python, "manage.py", "run_sandbox", "--port", str(sandbox_port)], env)
             self.wait_for(f"{sandbox_url}/__sandbox__/health", "the vendor sandbox")
             if not no_seed:
-                call_command("seed_demo", sandbox_url=sandbox_url)
+                with override_settings(HUB_EGRESS_ALLOW=allow):
+                    call_command("seed_demo", sandbox_url=sandbox_url)
             self.start(
                 "web",
                 [

@@ -8,13 +8,14 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from tracking.demo import EVENT_TYPES, PEOPLE, PURCHASE_ROUTES, purchase_data
+from tracking.demo import EVENT_TYPES, PEOPLE, PURCHASE_ROUTES, purchase_data, sandbox_egress_allow
 from tracking.models import EventType, Route, Source, VendorConnection
 from tracking.roles import roles_sync
 from tracking.sandbox.accounts import sandbox_connection_values
 from tracking.services.connections import connection_create, connection_test, connection_update
 from tracking.services.ingest import events_ingest, source_create, source_rotate_token
 from tracking.services.routes import route_create
+from tracking.vendors import egress
 
 # Demo user per role (tracking/roles.py): Sales work in the console only, the others may open the admin too.
 DEMO_USERS = {"Marketing": ("marketing", True), "Sales": ("sales", False), "Auditor": ("auditor", True)}
@@ -36,6 +37,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, sandbox_url: str, events: int, **options):
         sandbox_url = sandbox_url.rstrip("/")
+        if refusal := egress.url_refusal(f"{sandbox_url}/"):
+            allow = ",".join(sandbox_egress_allow(sandbox_url, settings.HUB_EGRESS_ALLOW))
+            raise CommandError(
+                f"the hub may not send to the sandbox: {refusal}\nRun the demo with `make run`, or set "
+                f"HUB_EGRESS_ALLOW={allow} for this command, the web server and the Celery worker."
+            )
         logins = self.users()
         self.event_types()
         connection = self.webmarketer(sandbox_url)
@@ -99,18 +106,23 @@ class Command(BaseCommand):
             defaults={"kind": "webmarketer", **urls, "settings": {"project_id": "demo-project"}},
         )
         if moved := {k: v for k, v in urls.items() if getattr(connection, k) != v}:
-            # The sandbox runs on another port than when the demo was first seeded.
-            connection = connection_update(connection=connection, **moved)
-        if created or not connection_test(connection=connection).ok:
-            # Like downloading a service-account JSON from the vendor's console.
-            try:
-                response = httpx.post(f"{sandbox_url}/__sandbox__/webmarketer/service-accounts", timeout=10)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                raise CommandError(f"the vendor sandbox at {sandbox_url} is not answering: {exc}") from None
-            connection.secrets = {"service_account": response.json()}
+            # The sandbox runs on another port than when the demo was first seeded: a connection that moves
+            # takes its secrets anew (a stored one never follows a URL to another address).
+            account = self.service_account(sandbox_url)
+            connection = connection_update(connection=connection, secrets={"service_account": account}, **moved)
+        elif created or not connection_test(connection=connection).ok:
+            connection.secrets = {"service_account": self.service_account(sandbox_url)}
             connection.save()
         return connection
+
+    def service_account(self, sandbox_url: str) -> dict:
+        """Like downloading a service-account JSON from the vendor's console."""
+        try:
+            response = httpx.post(f"{sandbox_url}/__sandbox__/webmarketer/service-accounts", timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise CommandError(f"the vendor sandbox at {sandbox_url} is not answering: {exc}") from None
+        return response.json()
 
     def sandbox_connection(self, sandbox_url: str, kind: str) -> VendorConnection:
         """The demo's connection of `kind` to the sandbox, with credentials the sandbox issued (kept as they
