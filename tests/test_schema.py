@@ -5,7 +5,16 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tracking.demo import EVENT_TYPES, PHONE_CONFIG
-from tracking.schema import parse_rfc3339, validate_data
+from tracking.schema import (
+    MAX_DEPTH,
+    TOO_DEEP_MARK,
+    FieldError,
+    json_float,
+    json_int,
+    parse_rfc3339,
+    storable_copy,
+    validate_data,
+)
 
 CONTACT = next(e for e in EVENT_TYPES if e["reference"] == "contact-form")["fields"]
 
@@ -141,3 +150,62 @@ def test_false_and_zero_are_values_not_missing_ones():
     assert errors([field("boolean", "b"), field("number", "n")], {"b": False, "n": 0}) == []
     assert errors([field("string", "s")], {"s": None}) == [("s", "is required")]
     assert errors([field("string", "s", optional=True)], {"s": ""}) == []
+
+
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"]
+)
+def test_a_date_past_the_years_datetime_holds_once_in_utc_is_refused(value):
+    with pytest.raises(ValueError, match="out of range once converted to UTC"):
+        parse_rfc3339(value)
+
+
+def test_dates_are_written_with_ascii_digits_only():
+    with pytest.raises(ValueError, match="not an RFC3339"):
+        parse_rfc3339("٢٠٢٣-٠٨-٢١T19:22:17Z")
+
+
+def test_an_integer_past_a_double_is_not_a_number_to_a_vendor():
+    assert errors([field("number")], {"f": 10**400}) == [("f", "must be a number")]
+    assert errors([field("number")], {"f": 2**64}) == []
+
+
+def test_a_storable_copy_names_and_escapes_what_no_vendor_takes():
+    item = {"data": {"a\x00": "x\ud800", "n": json_float("1e400"), "i": 10**400, "ok": [1, "é"]}, "nonce": "n"}
+
+    copy, problems = storable_copy(item)
+
+    assert copy == {"data": {"a\\u0000": "x\\ud800", "n": "1e400", "i": "1" + "0" * 400, "ok": [1, "é"]}, "nonce": "n"}
+    assert [p.field for p in problems] == ["data.a\\u0000", "data.a\\u0000", "data.n", "data.i"]
+    assert problems[0].message == "key contains a NUL character (\\u0000), which no vendor takes"
+    assert problems[1].message == "contains a lone UTF-16 surrogate (\\ud800), which no vendor takes"
+
+
+def test_a_storable_copy_cuts_nesting_past_the_limit_and_keeps_a_key_that_was_sent_as_its_escape():
+    deep: list = []
+    for _ in range(MAX_DEPTH + 5):
+        deep = [deep]
+
+    copy, problems = storable_copy({"data": {"d": deep, "k\\u0000": 1, "k\x00": 2}})
+
+    assert copy["data"]["k\\u0000"] == 1 and copy["data"]["k\\u0000~"] == 2  # sent as text, then as a NUL
+    cut = copy["data"]["d"]
+    for _ in range(MAX_DEPTH - 2):
+        cut = cut[0]
+    assert cut == TOO_DEEP_MARK
+    too_deep = "data.d" + "[0]" * (MAX_DEPTH - 2)
+    assert [(p.field, p.message) for p in problems] == [
+        (too_deep, f"is nested deeper than {MAX_DEPTH} levels"),
+        ("data.k\\u0000", "key contains a NUL character (\\u0000), which no vendor takes"),
+    ]
+
+
+def test_a_storable_copy_names_twenty_problems_and_counts_the_rest():
+    _, problems = storable_copy({"data": {str(i): "\x00" for i in range(30)}})
+
+    assert len(problems) == 21 and problems[-1] == FieldError("event", "and 10 more values no vendor takes")
+
+
+def test_json_numbers_past_a_double_keep_their_text():
+    assert json_float("1.5") == 1.5 and json_float("1e400").text == "1e400"
+    assert json_int("12") == 12 and json_int("9" * 5000).text == "9" * 5000
