@@ -8,12 +8,14 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
 import respx
 from django.core.management import CommandError, call_command
+from django.db import connection as db_connection
 from django.utils import timezone
 from starlette.testclient import TestClient
 
@@ -581,3 +583,96 @@ def test_the_import_command_succeeds_when_every_row_was_sent(wm, connection, tmp
 
     assert "row 2: sent" in out.getvalue()
     assert wm.state.offline_interactions[0]["userData"] == {"firstName": "Kate", "email": "k@example.com"}
+
+
+# -- trash pulls: a first pull of a big trash, late items, a clock ahead of Webmarketer's -------------------
+TRASH_URL = "https://api.webmarketer.io/api/v1/projects/my-project/events/trashed"
+
+
+class Trash:
+    """Webmarketer's trash as its listing answers: items filtered on processingDate by since/until, newest
+    first, with its own clock in the Date header."""
+
+    def __init__(self, mock, clock_offset=None):
+        self.items: list[dict] = []
+        self.offset = clock_offset or (lambda: timedelta(0))
+        mock.post("https://oauth.webmarketer.io/oidc/token").mock(
+            return_value=httpx.Response(200, json={"access_token": "tok", "expires_in": 3600})
+        )
+        mock.get(TRASH_URL).mock(side_effect=self.answer)
+
+    def add(self, wm_id: str, processed: datetime) -> None:
+        self.items.append(
+            {"_id": wm_id, "eventTypeRef": "call-me-back", "errors": [], "processingDate": processed.isoformat()}
+        )
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        query = request.url.params
+        since, until = (datetime.fromisoformat(query[k]) if query.get(k) else None for k in ("since", "until"))
+        items = [
+            i
+            for i in sorted(self.items, key=lambda i: i["processingDate"], reverse=True)
+            if (since is None or datetime.fromisoformat(i["processingDate"]) >= since)
+            and (until is None or datetime.fromisoformat(i["processingDate"]) <= until)
+        ]
+        offset, limit = int(query["offset"]), int(query["limit"])
+        page = items[offset : offset + limit]
+        date = format_datetime(timezone.now() + self.offset(), usegmt=True)
+        return httpx.Response(200, json={"count": len(page), "total": len(items), "data": page}, headers={"Date": date})
+
+
+SQLITE_DEFAULT_MAX_PARAMS = 32_766  # SQLite's default limit per statement; PostgreSQL's protocol allows 65,535
+
+
+@pytest.mark.django_db
+def test_a_first_pull_of_a_big_trash_never_binds_more_parameters_than_a_database_allows():
+    connection = webmarketer_connection_make()
+    connection.settings["page_size"] = 40_000
+    connection.save()
+    largest = []
+
+    def measured(execute, sql, params, many, context):
+        largest.append(len(params or ()))
+        return execute(sql, params, many, context)
+
+    with respx.mock() as mock:
+        trash = Trash(mock)
+        past = timezone.now() - timedelta(days=1)
+        for i in range(33_000):  # a first pull (no watermark yet) reads the whole trash
+            trash.add(f"t{i}", past)
+
+        with db_connection.execute_wrapper(measured):
+            pulled = trash_pull(connection=connection)
+
+    assert (pulled.fetched, pulled.stored) == (33_000, 33_000)
+    assert TrashedEvent.objects.count() == 33_000
+    assert max(largest) <= SQLITE_DEFAULT_MAX_PARAMS
+
+
+@pytest.mark.django_db
+def test_an_item_that_shows_up_late_in_the_trash_is_still_pulled():
+    connection = webmarketer_connection_make()
+    with respx.mock() as mock:
+        trash = Trash(mock)
+        trash.add("early", timezone.now() - timedelta(minutes=1))
+        assert trash_pull(connection=connection).stored == 1
+        # Processed 20 minutes ago, listed only now.
+        trash.add("late", timezone.now() - timedelta(minutes=20))
+
+        assert trash_pull(connection=connection).stored == 1
+
+    assert set(TrashedEvent.objects.values_list("wm_id", flat=True)) == {"early", "late"}
+
+
+@pytest.mark.django_db
+def test_a_clock_ahead_of_webmarketers_misses_no_trash_item():
+    connection = webmarketer_connection_make()
+    behind = timedelta(hours=-2)  # Webmarketer's clock is 2 hours behind ours
+    with respx.mock() as mock:
+        trash = Trash(mock, clock_offset=lambda: behind)
+        trash_pull(connection=connection)
+        trash.add("processed-just-now", timezone.now() + behind)  # dated by Webmarketer's clock
+
+        assert trash_pull(connection=connection).stored == 1
+
+    assert TrashedEvent.objects.get().wm_id == "processed-just-now"

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -85,9 +86,13 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
-# Items can show up in the trash a little after their processingDate: re-read this much of the last window
-# (stored ids are skipped, so nothing is kept twice).
-TRASH_OVERLAP = timedelta(minutes=5)
+# Items can show up in the trash well after their processingDate: each pull re-reads this much before the
+# last one's upper bound (stored ids are skipped, so nothing is kept twice). A connection's settings may set
+# it with trash_overlap_minutes.
+TRASH_OVERLAP = timedelta(hours=1)
+# Ids per `IN (…)` when checking which pulled items are stored already (a first pull reads the whole trash;
+# SQLite allows 32,766 parameters per statement, PostgreSQL 65,535 with server-side binding).
+IN_CHUNK = 1000
 
 
 # -- calling Webmarketer -----------------------------------------------------------------------------------
@@ -350,18 +355,32 @@ def trash_pull(*, connection: VendorConnection) -> TrashPull:
     vendor: Webmarketer = session.vendor  # type: ignore[assignment]
     state = _sync_state(connection)
     until = timezone.now()
-    since = state.trash_until - TRASH_OVERLAP if state.trash_until else None
+    since = state.trash_until - _trash_overlap(connection) if state.trash_until else None
+    their_clocks: list[datetime] = []
+
+    def parse(response: httpx.Response):
+        if date := _answer_date(response):
+            their_clocks.append(date)
+        return parse_trashed(response)
+
     items = _pages(
         session,
         lambda token, offset, limit: vendor.trashed_request(
             token, since=since, until=until, offset=offset, limit=limit
         ),
-        parse_trashed,
+        parse,
         _page_size(connection),
     )
+    # processingDate is Webmarketer's clock: when ours is ahead, the next window starts from theirs, or the
+    # items it dates between its clock and ours would fall before the next `since`.
+    watermark = min([until, *their_clocks[:1]])
     with transaction.atomic():
         unique = {item.id: item for item in items}
-        known = set(TrashedEvent.objects.filter(wm_id__in=list(unique)).values_list("wm_id", flat=True))
+        ids = list(unique)
+        known: set[str] = set()
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            known.update(TrashedEvent.objects.filter(wm_id__in=chunk).values_list("wm_id", flat=True))
         new = [
             TrashedEvent(
                 wm_id=item.id,
@@ -377,11 +396,28 @@ def trash_pull(*, connection: VendorConnection) -> TrashPull:
             if item.id not in known
         ]
         # ignore_conflicts: a concurrent pull may have stored some of them meanwhile.
-        TrashedEvent.objects.bulk_create(new, ignore_conflicts=True)
+        TrashedEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=IN_CHUNK)
         linked = _trash_link(connection)
-        state.trash_until, state.trash_pulled_at = until, timezone.now()
+        state.trash_until, state.trash_pulled_at = watermark, timezone.now()
         state.save(update_fields=["trash_until", "trash_pulled_at"])
     return TrashPull(fetched=len(items), stored=len(new), linked=linked, since=since, until=until)
+
+
+def _trash_overlap(connection: VendorConnection) -> timedelta:
+    try:
+        minutes = float(connection.settings.get("trash_overlap_minutes") or 0)
+    except (TypeError, ValueError):
+        minutes = 0
+    return timedelta(minutes=minutes) if minutes > 0 else TRASH_OVERLAP
+
+
+def _answer_date(response: httpx.Response) -> datetime | None:
+    """Webmarketer's clock when it answered (the HTTP Date header), if it says."""
+    try:
+        date = parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return date if date.tzinfo else None
 
 
 def _trash_link(connection: VendorConnection) -> int:
