@@ -54,17 +54,24 @@ class VendorRequest:
     sensitive: tuple[str, ...] = ()
 
     def recorded_url(self) -> str:
-        url = str(httpx.URL(self.url, params=self.params)) if self.params else self.url
-        return redact(url, self.sensitive)
+        try:
+            url = str(httpx.URL(self.url, params=self.params)) if self.params else self.url
+        except Exception:  # noqa: BLE001 (params that cannot be encoded: the URL without them)
+            url = self.url
+        return storable(redact(url, self.sensitive))
 
     def recorded_body(self) -> str:
-        if self.json is not None:
-            body = json.dumps(self.json, ensure_ascii=False, sort_keys=False)
-        elif self.form is not None:
-            body = str(httpx.QueryParams(self.form))
-        else:
-            body = ""
-        return redact(body, self.sensitive)
+        """The body as recorded: secrets redacted, storable in any database (even when it could not be sent)."""
+        try:
+            if self.json is not None:
+                body = json.dumps(self.json, ensure_ascii=False, sort_keys=False)
+            elif self.form is not None:
+                body = str(httpx.QueryParams(self.form))
+            else:
+                body = ""
+        except Exception as exc:  # noqa: BLE001 (e.g. RecursionError: record why instead of failing the run)
+            return f"[body not recordable: {type(exc).__name__}]"
+        return storable(redact(body, self.sensitive))
 
 
 @dataclass(frozen=True)
@@ -93,25 +100,56 @@ def redact(text: str, sensitive: tuple[str, ...] | list[str]) -> str:
     return text
 
 
+# At most this long a Retry-After is taken literally (a day); the delivery service clamps it further to
+# the connection's give-up window.
+RETRY_AFTER_MAX = 86_400.0
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent or bad."""
+    """Seconds to wait from a Retry-After header: delta-seconds (ASCII digits only) or an HTTP date; None if
+    absent or anything else ("²", "-5", "1e9", "inf" are not delta-seconds). Capped at RETRY_AFTER_MAX."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value[:12]) if len(value) > 12 else float(value), RETRY_AFTER_MAX)
+    if not value.isascii():
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    try:
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except OverflowError:
+        return None
+    return min(max(0.0, seconds), RETRY_AFTER_MAX)
 
 
-def excerpt(response: httpx.Response, limit: int = 500) -> str:
-    text = response.text
+def storable(text: str) -> str:
+    """Text any database column takes: lone surrogates escaped (UTF-8 cannot hold them), NUL removed
+    (PostgreSQL text refuses it)."""
+    if text.isascii():
+        return text.replace("\x00", "")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "")
+
+
+def excerpt_text(text: str, limit: int = 500, sensitive: tuple[str, ...] | list[str] = ()) -> str:
+    """The first `limit` characters of `text`, secrets redacted first: a secret the cut would halve is
+    replaced whole before the cut, so no part of it shows."""
+    text = redact(text, sensitive) if sensitive else text
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def excerpt(response: httpx.Response, limit: int = 500, sensitive: tuple[str, ...] | list[str] = ()) -> str:
+    """An excerpt of the answer's text, redacted before it is cut (see excerpt_text)."""
+    try:
+        text = response.text
+    except Exception as exc:  # noqa: BLE001 (an undecodable body: say so rather than fail the caller)
+        return f"[body not readable: {type(exc).__name__}]"
+    return excerpt_text(text, limit, sensitive)
 
 
 def vendor_message(response: httpx.Response) -> str:

@@ -24,6 +24,9 @@ class Exchange:
     duration_ms: int
     response: httpx.Response | None = None
     error: str = ""
+    # The request could not even be encoded (e.g. a lone surrogate in a JSON string): it never left, and
+    # sending it again cannot help.
+    unsendable: bool = False
 
 
 class RateLimiter:
@@ -65,11 +68,12 @@ class VendorSession:
         self._token_lock = threading.Lock()
 
     def send(self, request: VendorRequest) -> Exchange:
-        self.limiter.wait()
+        """Send one request; every failure comes back as an Exchange, never as an exception: a transport
+        error (retry later) or a request that cannot be encoded (`unsendable`, never retried)."""
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            response = self.client.request(
+            prepared = self.client.build_request(
                 request.method,
                 request.url,
                 params=request.params,
@@ -77,10 +81,19 @@ class VendorSession:
                 data=request.form,
                 headers=request.headers,
             )
+        except Exception as exc:  # noqa: BLE001 (whatever the encoder raises, only this request fails)
+            return Exchange(request, started, _ms(t0), error=f"not sent: {encode_error(exc)}", unsendable=True)
+        self.limiter.wait()
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        try:
+            response = self.client.send(prepared)
             response.read()
         except httpx.TimeoutException as exc:
             return Exchange(request, started, _ms(t0), error=f"timeout ({type(exc).__name__})")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError, RuntimeError) as exc:
+            # RuntimeError: the client was closed under this thread (a retired session); OSError: a socket
+            # error httpx did not wrap. Both are transport errors: the delivery is retried.
             return Exchange(request, started, _ms(t0), error=f"connection error ({type(exc).__name__}: {exc})")
         return Exchange(request, started, _ms(t0), response=response)
 
@@ -115,6 +128,15 @@ class TokenError(Exception):
     def __init__(self, message: str, exchange: Exchange | None = None) -> None:
         super().__init__(message)
         self.exchange = exchange
+
+
+def encode_error(exc: BaseException) -> str:
+    """Why a request could not be encoded, without the body (some encoder messages quote the input)."""
+    if isinstance(exc, UnicodeError):
+        return f"the request cannot be encoded ({type(exc).__name__}: {getattr(exc, 'reason', '')})"
+    if isinstance(exc, RecursionError):
+        return "the request cannot be encoded (RecursionError: nested too deeply)"
+    return f"the request cannot be encoded ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def _ms(t0: float) -> int:
