@@ -8,6 +8,7 @@ project.settings_production.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "tracking",
 ]
 
@@ -64,6 +66,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "project.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -121,6 +126,27 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "login"
+# Both login pages (the console's and the admin's) go through django-axes: after AXES_FAILURE_LIMIT wrong
+# passwords for one username from one address, that pair is locked out for AXES_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Sessions end after SESSION_COOKIE_AGE_HOURS (12 h by default), not Django's two weeks.
+SESSION_COOKIE_AGE = int(env.float("SESSION_COOKIE_AGE_HOURS", default=12.0) * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# The console loads only its own static files (project/middleware.py sends the header).
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+    ),
+)
 LOGIN_REDIRECT_URL = "console:home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -149,7 +175,13 @@ HUB_EVENT_TYPES_SYNC_SECONDS = env.float("HUB_EVENT_TYPES_SYNC_SECONDS", default
 HUB_TRASH_PULL_SECONDS = env.float("HUB_TRASH_PULL_SECONDS", default=300.0)
 # A delivery claimed longer ago than this is taken back from a worker that died.
 HUB_STUCK_AFTER_SECONDS = env.float("HUB_STUCK_AFTER_SECONDS", default=300.0)
-# Deliveries claimed per dispatch run, and requests in flight at once per connection.
+# A delivery (or lead delivery) taken back from `sending` this many times fails instead of looping.
+HUB_MAX_TAKE_BACKS = env.int("HUB_MAX_TAKE_BACKS", default=3)
+# Share of HUB_STUCK_AFTER_SECONDS a dispatch run may use before it starts no new request (less the time a
+# request may still take); what it had no time to send goes back to due. A slow run never looks stuck.
+HUB_RUN_SHARE = env.float("HUB_RUN_SHARE", default=0.5)
+# Deliveries claimed per dispatch run (a connection's batch size lowers it for that connection, never
+# raises it), and requests in flight at once per connection.
 HUB_DISPATCH_BATCH = env.int("HUB_DISPATCH_BATCH", default=50)
 HUB_DISPATCH_CONCURRENCY = env.int("HUB_DISPATCH_CONCURRENCY", default=8)
 

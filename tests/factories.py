@@ -156,3 +156,20 @@ def events_deliver(connection, event_type, datas: list[dict], *, nonce_prefix: s
     connection_dispatch(connection_id=connection.pk)
     assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
     return events
+
+
+def event_store(event_type, data, *, nonce: str, routes=(), **fields) -> Event:
+    """An event stored directly, past ingest and its checks (as a row from before a check may be), owed to each
+    route's connection: one pending Delivery per route."""
+    event = Event.objects.create(
+        nonce=nonce,
+        event_type=event_type,
+        event_type_ref=event_type.reference,
+        data=data,
+        event_date=fields.pop("event_date", None) or timezone.now(),
+        **fields,
+    )
+    Delivery.objects.bulk_create(
+        [Delivery(event=event, connection=r.connection, route=r, nonce=event.vendor_nonce) for r in routes]
+    )
+    return event

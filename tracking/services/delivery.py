@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,21 +15,28 @@ from datetime import datetime, timedelta
 
 import httpx
 from django.conf import settings
+from django.db import DatabaseError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
-from django.db.models import F
+from django.db.models import BooleanField, CharField, F, QuerySet, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from ..models import Attempt, Delivery, LeadDelivery, VendorConnection, VendorKind
 from ..vendors import vendor_class
-from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, redact
-from ..vendors.http import Exchange, TokenError, VendorSession
+from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, storable
+from ..vendors.http import Exchange, TokenError, VendorSession, encode_error
 
 log = logging.getLogger(__name__)
 
 # Consecutive transient failures that open a connection's circuit, and for how long.
 CIRCUIT_THRESHOLD = 10
 CIRCUIT_COOLDOWN = timedelta(seconds=30)
+# The backoff doubles per attempt up to the connection's cap; past 2**60 the cap has long been reached
+# (and 2**1024 overflows a float).
+BACKOFF_MAX_EXPONENT = 60
+# A reason recorded in last_error is cut here (an exception message may be long).
+REASON_LIMIT = 500
 
 
 # -- waking dispatchers --------------------------------------------------------------------------------
@@ -43,6 +51,9 @@ def connections_wake(connection_ids: set[int] | list[int]) -> None:
 # -- vendor sessions (per process) ------------------------------------------------------------------------
 _sessions: dict[int, tuple[datetime, VendorSession]] = {}
 _sessions_lock = threading.Lock()
+# Sessions replaced after a connection edit, with when: another thread may still be sending through one
+# (a dispatch run, a paged trash pull), so it is closed only once no run can still be using it.
+_retired: list[tuple[float, VendorSession]] = []
 
 
 def vendor_for(connection: VendorConnection) -> Vendor:
@@ -54,14 +65,30 @@ def vendor_for(connection: VendorConnection) -> Vendor:
     )
 
 
+def _retired_close(now: float) -> None:
+    """Close retired sessions older than a run can live (a run never outlives its claim, see run_deadline);
+    called with _sessions_lock held."""
+    grace = 2 * settings.HUB_STUCK_AFTER_SECONDS
+    keep = []
+    for retired_at, session in _retired:
+        if now - retired_at > grace:
+            session.close()
+        else:
+            keep.append((retired_at, session))
+    _retired[:] = keep
+
+
 def session_for(connection: VendorConnection) -> VendorSession:
-    """The process's pooled session for this connection, rebuilt when the connection was edited."""
+    """The process's pooled session for this connection, rebuilt when the connection was edited. The old one
+    is retired, not closed: a thread may still be sending through it."""
     with _sessions_lock:
+        now = time.monotonic()
+        _retired_close(now)
         cached = _sessions.get(connection.pk)
         if cached and cached[0] == connection.updated_at:
             return cached[1]
         if cached:
-            cached[1].close()
+            _retired.append((now, cached[1]))
         session = VendorSession(
             vendor_for(connection),
             timeout=connection.timeout_seconds,
@@ -70,6 +97,20 @@ def session_for(connection: VendorConnection) -> VendorSession:
         )
         _sessions[connection.pk] = (connection.updated_at, session)
         return session
+
+
+def run_deadline(connection: VendorConnection) -> float:
+    """The time.monotonic() after which a dispatch run starts no new request: a share of
+    HUB_STUCK_AFTER_SECONDS (HUB_RUN_SHARE), less the longest a request started just before may take (a 401
+    refresh: a token request and two sends). So a run, even a slow one, ends long before the sweep would
+    take its rows back from it as stuck."""
+    budget = settings.HUB_STUCK_AFTER_SECONDS * settings.HUB_RUN_SHARE - 3 * float(connection.timeout_seconds)
+    return time.monotonic() + max(0.0, budget)
+
+
+def dispatch_limit(connection: VendorConnection) -> int:
+    """Deliveries claimed per run: HUB_DISPATCH_BATCH, or the connection's batch size where that is smaller."""
+    return max(1, min(connection.batch_size or settings.HUB_DISPATCH_BATCH, settings.HUB_DISPATCH_BATCH))
 
 
 # -- claiming --------------------------------------------------------------------------------------------
@@ -115,11 +156,32 @@ def outgoing_event(delivery: Delivery) -> OutgoingEvent:
 # -- sending ---------------------------------------------------------------------------------------------
 @dataclass
 class Sent:
-    """What happened to the deliveries of one vendor request: its exchanges and the final result."""
+    """What happened to the deliveries of one vendor request: its exchanges and the final result.
+    `released`: never sent (the run's time was up); the deliveries go back to due, no attempt counted."""
 
     keys: tuple[int, ...]
     result: Result
     exchanges: list[tuple[Exchange, Result]] = field(default_factory=list)
+    released: bool = False
+
+
+def _reason(what: str, exc: BaseException) -> str:
+    """A failure's reason for last_error: the exception's type and message, short, storable."""
+    if isinstance(exc, UnicodeError | RecursionError):
+        return f"{what}: {encode_error(exc)}"
+    return storable(f"{what}: {type(exc).__name__}: {exc}")[:REASON_LIMIT]
+
+
+def _classify(
+    classify: Callable[[VendorRequest, httpx.Response], Result], request: VendorRequest, response: httpx.Response
+) -> Result:
+    """The vendor's reading of an answer; an answer it cannot read fails this request only, with the reason.
+    A 2xx is not retried (it may have arrived; a replay is an explicit choice), anything else is retried."""
+    try:
+        return classify(request, response)
+    except Exception as exc:  # noqa: BLE001 (one unexpected answer must not end the run)
+        outcome = "failed" if response.is_success else "retry"
+        return Result(outcome, _reason(f"HTTP {response.status_code}, answer not understood", exc))
 
 
 def exchange_send(
@@ -130,12 +192,18 @@ def exchange_send(
     classify: Callable[[VendorRequest, httpx.Response], Result] | None = None,
 ) -> tuple[Result, list[tuple[Exchange, Result]]]:
     """Send one request; on a 401 take a fresh token and send it once more, rebuilt with that token.
-    Returns the final result and every exchange with its own result. No ORM: runs in worker threads."""
+    Returns the final result and every exchange with its own result. No ORM: runs in worker threads.
+    Never raises: a request that cannot be encoded, rebuilt or classified fails with the reason."""
     classify = classify or session.vendor.classify
     exchanges: list[tuple[Exchange, Result]] = []
     for refreshed in (False, True):
         exchange = session.send(request)
-        result = Result("retry", exchange.error) if exchange.response is None else classify(request, exchange.response)
+        if exchange.unsendable:
+            result = Result("failed", exchange.error)
+        elif exchange.response is None:
+            result = Result("retry", exchange.error)
+        else:
+            result = _classify(classify, request, exchange.response)
         exchanges.append((exchange, result))
         if not result.auth_expired or refreshed:
             return result, exchanges
@@ -146,21 +214,70 @@ def exchange_send(
             if exc.exchange:
                 exchanges.append((exc.exchange, failed))
             return failed, exchanges
-        request = rebuild(token)
+        try:
+            request = rebuild(token)
+        except Exception as exc:  # noqa: BLE001
+            return Result("failed", _reason("not sent: the request could not be rebuilt", exc)), exchanges
     raise AssertionError("unreachable")
 
 
-def _send(session: VendorSession, request: VendorRequest, events: dict[int, OutgoingEvent], token: str | None) -> Sent:
-    """Send one request of events (401: once more with a fresh token). Runs in a worker thread: no ORM."""
+def _send(
+    session: VendorSession, request: VendorRequest, events: dict[int, OutgoingEvent], token: str | None, deadline: float
+) -> list[Sent]:
+    """Send one request of events (401: once more with a fresh token). Runs in a worker thread: no ORM.
+    A request of several events that cannot be encoded is split: each event is built and sent alone, so
+    only the event that cannot be encoded fails."""
+    if time.monotonic() > deadline:
+        return [Sent(request.keys, Result("retry", "the run's time was up"), released=True)]
     vendor = session.vendor
     # The same events again, signed with the new token: one request, as before.
     result, exchanges = exchange_send(
         session, request, token, lambda fresh: vendor.build([events[k] for k in request.keys], fresh)[0]
     )
-    return Sent(request.keys, result, exchanges)
+    if len(request.keys) > 1 and exchanges and exchanges[0][0].unsendable:
+        sents: list[Sent] = []
+        for key in request.keys:  # each event alone: requests of one event each, never split again
+            built = _build(vendor, [events[key]], token)
+            sents += built.failed + [s for r in built.requests for s in _send(session, r, events, token, deadline)]
+        return sents
+    return [Sent(request.keys, result, exchanges)]
 
 
-def _send_all(session: VendorSession, events: list[OutgoingEvent]) -> list[Sent]:
+@dataclass
+class _Built:
+    requests: list[VendorRequest]
+    failed: list[Sent]
+
+
+def _build(vendor: Vendor, events: list[OutgoingEvent], token: str | None) -> _Built:
+    """The requests of these events; if building them together fails, each event is built alone, and an event
+    that cannot be built (or that the vendor leaves out) fails with the reason. Pure: no ORM, no I/O."""
+    try:
+        requests = vendor.build(events, token)
+    except Exception as exc:  # noqa: BLE001 (one bad event must not fail the others: build them one by one)
+        if len(events) > 1:
+            parts = [_build(vendor, [event], token) for event in events]
+            return _Built([r for p in parts for r in p.requests], [s for p in parts for s in p.failed])
+        reason = _reason("not sent: the request could not be built", exc)
+        return _Built([], [Sent(tuple(e.key for e in events), Result("failed", reason))])
+    covered = {k for r in requests for k in r.keys}
+    failed: list[Sent] = []
+    if missing := [e for e in events if e.key not in covered]:
+        # A vendor module that cannot build a request for an event says so by leaving it out, and says why.
+        try:
+            reasons = vendor.refusals(missing)
+        except Exception:  # noqa: BLE001
+            reasons = {}
+        by_reason: dict[str, list[int]] = {}
+        for e in missing:
+            reason = "the vendor module built no request for this event"
+            by_reason.setdefault(f"not sent: {reasons[e.key]}" if reasons.get(e.key) else reason, []).append(e.key)
+        failed = [Sent(tuple(ks), Result("failed", storable(reason))) for reason, ks in by_reason.items()]
+    return _Built(requests, failed)
+
+
+def _send_all(session: VendorSession, events: list[OutgoingEvent], deadline: float | None = None) -> list[Sent]:
+    deadline = time.monotonic() + settings.HUB_STUCK_AFTER_SECONDS if deadline is None else deadline
     by_key = {e.key: e for e in events}
     keys = tuple(by_key)
     try:
@@ -168,34 +285,29 @@ def _send_all(session: VendorSession, events: list[OutgoingEvent]) -> list[Sent]
     except TokenError as exc:
         result = Result("retry", f"authentication failed: {exc}")
         return [Sent(keys, result, [(exc.exchange, result)] if exc.exchange else [])]
-    requests = session.vendor.build(events, token)
-    covered = {k for r in requests for k in r.keys}
-    sent: list[Sent] = []
-    if missing := [k for k in keys if k not in covered]:
-        # A vendor module that cannot build a request for an event says so by leaving it out, and says why.
-        reasons = session.vendor.refusals([by_key[k] for k in missing])
-        by_reason: dict[str, list[int]] = {}
-        for k in missing:
-            reason = "the vendor module built no request for this event"
-            by_reason.setdefault(f"not sent: {reasons[k]}" if reasons.get(k) else reason, []).append(k)
-        sent += [Sent(tuple(ks), Result("failed", reason)) for reason, ks in by_reason.items()]
+    built = _build(session.vendor, events, token)
+    requests = built.requests
     workers = max(1, min(settings.HUB_DISPATCH_CONCURRENCY, len(requests)))
     if workers == 1:
-        return sent + [_send(session, r, by_key, token) for r in requests]
+        return built.failed + [s for r in requests for s in _send(session, r, by_key, token, deadline)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-        return sent + list(pool.map(lambda r: _send(session, r, by_key, token), requests))
+        results = pool.map(lambda r: _send(session, r, by_key, token, deadline), requests)
+        return built.failed + [s for sents in results for s in sents]
 
 
 # -- outcomes --------------------------------------------------------------------------------------------
 def backoff_seconds(*, attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Capped exponential backoff with full jitter; never sooner than the vendor's Retry-After."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    """Capped exponential backoff with full jitter; never sooner than the vendor's Retry-After. Finite for any
+    attempt number (the exponent is capped before the power is taken)."""
+    exponent = min(max(0, attempt - 1), BACKOFF_MAX_EXPONENT)
+    ceiling = max(0.0, min(float(cap), float(base) * 2.0**exponent))
     delay = random.uniform(0, ceiling)
     return max(delay, retry_after or 0.0)
 
 
 def attempt_fields(exchange: Exchange, result: Result) -> dict:
-    """The recorded columns of one exchange (Attempt, LeadAttempt): secrets redacted, answer excerpted."""
+    """The recorded columns of one exchange (Attempt, LeadAttempt): secrets redacted (before any cut), answer
+    excerpted, every text storable in any database."""
     request, response = exchange.request, exchange.response
     return {
         "started_at": exchange.started_at,
@@ -206,7 +318,7 @@ def attempt_fields(exchange: Exchange, result: Result) -> dict:
         "response_status": response.status_code if response is not None else None,
         "response_body": _redacted_excerpt(response, request) if response is not None else "",
         "outcome": Attempt.Outcome.RETRY if result.outcome == "retry" else result.outcome,
-        "error": result.error,
+        "error": storable(result.error),
     }
 
 
@@ -215,87 +327,149 @@ def _attempt(delivery_id: int, exchange: Exchange, result: Result) -> Attempt:
 
 
 def _redacted_excerpt(response: httpx.Response, request: VendorRequest) -> str:
-    return redact(excerpt(response, 2000), request.sensitive)
+    """The answer redacted in full, then cut: a secret the vendor echoes near the cut never shows in part."""
+    return storable(excerpt(response, 2000, request.sensitive))
+
+
+def _release(deliveries: dict[int, Delivery], keys: tuple[int, ...]) -> None:
+    """Claimed rows the run had no time to send: due again at once, no attempt counted (only if still ours)."""
+    for key in keys:
+        Delivery.objects.filter(pk=key, status=Delivery.Status.SENDING, claimed_at=deliveries[key].claimed_at).update(
+            status=Delivery.Status.RETRYING, claimed_at=None, next_attempt_at=timezone.now()
+        )
+
+
+def _record(
+    connection: VendorConnection, delivery: Delivery, item: Sent, attempts: list[Attempt], now: datetime
+) -> None:
+    """One delivery's attempts and next status (only if still ours: same claim)."""
+    n_attempts = max(1, len(item.exchanges))
+    Attempt.objects.bulk_create(attempts)
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at).update(
+        attempts=F("attempts") + n_attempts,
+        claimed_at=None,
+        **next_state(
+            connection,
+            attempts=delivery.attempts,
+            created_at=delivery.created_at,
+            result=item.result,
+            n=n_attempts,
+            now=now,
+        ),
+    )
 
 
 def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: list[Sent]) -> None:
-    """Record attempts and move each delivery to its next status (only if still ours)."""
+    """Record attempts and move each delivery to its next status (only if still ours). All rows in one
+    transaction; if a row cannot be written, row by row, so that one row never rolls back the others."""
     now = timezone.now()
-    attempts: list[Attempt] = []
+    rows: list[tuple[Delivery, Sent, list[Attempt]]] = []
+    released: list[int] = []
     for item in sent:
+        if item.released:
+            released += item.keys
+            continue
         for key in item.keys:
-            attempts += [_attempt(key, exchange, result) for exchange, result in item.exchanges]
-    with transaction.atomic():
-        Attempt.objects.bulk_create(attempts)
-        for item in sent:
-            n_attempts = max(1, len(item.exchanges))
-            for key in item.keys:
-                delivery = deliveries[key]
-                Delivery.objects.filter(pk=key, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at).update(
-                    attempts=F("attempts") + n_attempts,
-                    claimed_at=None,
-                    **next_state(
-                        connection,
-                        attempts=delivery.attempts,
-                        created_at=delivery.created_at,
-                        result=item.result,
-                        n=n_attempts,
-                        now=now,
-                    ),
-                )
+            rows.append(
+                (deliveries[key], item, [_attempt(key, exchange, result) for exchange, result in item.exchanges])
+            )
+    if released:
+        _release(deliveries, tuple(released))
+    try:
+        with transaction.atomic():
+            Attempt.objects.bulk_create([a for _, _, attempts in rows for a in attempts])
+            for delivery, item, _ in rows:
+                _record(connection, delivery, item, [], now)
+        return
+    except OperationalError:
+        raise  # the database itself (locked, gone): the task retries the run
+    except DatabaseError:
+        log.warning("recording a batch of connection %s failed; recording it row by row", connection.pk)
+    for delivery, item, attempts in rows:
+        try:
+            with transaction.atomic():
+                for attempt in attempts:
+                    attempt.pk = None
+                _record(connection, delivery, item, attempts, now)
+        except OperationalError:
+            raise
+        except DatabaseError as exc:
+            # Not even this row: fail it without its attempts, and say so (no row data in the log).
+            log.warning("delivery %s: its answer could not be recorded (%s)", delivery.pk, type(exc).__name__)
+            Delivery.objects.filter(
+                pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at
+            ).update(
+                status=Delivery.Status.FAILED,
+                claimed_at=None,
+                attempts=F("attempts") + 1,
+                last_error=f"the answer could not be recorded ({type(exc).__name__}); it may have been delivered",
+            )
 
 
 def next_state(
     connection: VendorConnection, *, attempts: int, created_at: datetime, result: Result, n: int, now: datetime
 ) -> dict:
     """The fields that move a delivery (of an event or of a lead change) after `n` more attempts: delivered,
-    failed, or retrying after a backoff; failed once the connection's give-up window since `created_at` is over."""
+    failed, or retrying after a backoff; failed once the connection's give-up window since `created_at` is over.
+
+    The backoff is clamped to what is left of the window, so the last retry lands inside it rather than the
+    delivery giving up early because the jitter overshot; only a Retry-After beyond the window gives up."""
     if result.outcome == "delivered":
         fields = {"status": Delivery.Status.DELIVERED, "delivered_at": now, "last_error": ""}
         if result.vendor_ref:
             fields["vendor_ref"] = result.vendor_ref
         return fields
+    error = storable(result.error)
     if result.outcome == "failed":
-        return {"status": Delivery.Status.FAILED, "last_error": result.error}
+        return {"status": Delivery.Status.FAILED, "last_error": error}
     attempt = attempts + n
+    give_up_at = created_at + timedelta(seconds=connection.give_up_after_seconds)
+    left = (give_up_at - now).total_seconds()
+    retry_after = min(result.retry_after, left + 1.0) if result.retry_after else None  # finite, bounded
     delay = backoff_seconds(
         attempt=attempt,
         base=connection.retry_base_seconds,
         cap=connection.retry_max_seconds,
-        retry_after=result.retry_after,
+        retry_after=retry_after,
     )
-    give_up_at = created_at + timedelta(seconds=connection.give_up_after_seconds)
-    if now + timedelta(seconds=delay) > give_up_at:
-        return {"status": Delivery.Status.FAILED, "last_error": f"gave up after {attempt} attempts: {result.error}"}
+    if left <= 0 or (retry_after or 0.0) > left:
+        return {"status": Delivery.Status.FAILED, "last_error": f"gave up after {attempt} attempts: {error}"}
+    delay = min(delay, left)
     return {
         "status": Delivery.Status.RETRYING,
         "next_attempt_at": now + timedelta(seconds=delay),
-        "last_error": result.error,
+        "last_error": error,
     }
 
 
 def circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
-    """Open the circuit after CIRCUIT_THRESHOLD transient failures in a row; close it on any success."""
-    outcomes = [s.result.outcome for s in sent]
+    """Open the circuit after CIRCUIT_THRESHOLD transient failures in a row; close it on any success. Counted in
+    the database (F()), not from the run's copy of the connection, so concurrent runs add up."""
+    outcomes = [s.result.outcome for s in sent if not s.released]
     conn = VendorConnection.objects.filter(pk=connection.pk)
     if "delivered" in outcomes:
-        if connection.circuit_failures or connection.circuit_open_until:
-            conn.update(circuit_failures=0, circuit_open_until=None)
+        # Whatever another run counted meanwhile: a success closes the circuit.
+        conn.exclude(circuit_failures=0, circuit_open_until=None).update(circuit_failures=0, circuit_open_until=None)
     elif outcomes and all(o == "retry" for o in outcomes):
-        failures = connection.circuit_failures + len(outcomes)
-        if failures >= CIRCUIT_THRESHOLD:
+        now = timezone.now()
+        conn.update(circuit_failures=F("circuit_failures") + len(outcomes))
+        opened = (
+            conn.filter(circuit_failures__gte=CIRCUIT_THRESHOLD)
+            .exclude(circuit_open_until__gt=now)
+            .update(circuit_open_until=now + CIRCUIT_COOLDOWN)
+        )
+        if opened:
             log.warning("circuit of connection %s open for %s", connection.name, CIRCUIT_COOLDOWN)
-            conn.update(circuit_failures=failures, circuit_open_until=timezone.now() + CIRCUIT_COOLDOWN)
-        else:
-            conn.update(circuit_failures=failures)
 
 
 def connection_dispatch(*, connection_id: int) -> int:
-    """Claim and send one batch of a connection's due deliveries; returns how many were claimed."""
+    """Claim and send one batch of a connection's due deliveries; returns how many were claimed. The run is
+    time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted."""
     connection = VendorConnection.objects.filter(pk=connection_id, enabled=True).first()
     if connection is None or connection.circuit_open:
         return 0
-    deliveries = {d.pk: d for d in deliveries_claim(connection_id=connection_id, limit=connection.batch_size)}
+    deadline = run_deadline(connection)
+    deliveries = {d.pk: d for d in deliveries_claim(connection_id=connection_id, limit=dispatch_limit(connection))}
     if not deliveries:
         return 0
     events = [outgoing_event(d) for d in deliveries.values()]
@@ -306,12 +480,12 @@ def connection_dispatch(*, connection_id: int) -> int:
         # The connection cannot work as configured: keep the deliveries until staff fix it.
         sent = [Sent(tuple(deliveries), Result("retry", f"connection misconfigured: {exc}"))]
     else:
-        sent = _send_all(session, events)
+        sent = _send_all(session, events, deadline)
     _apply(connection, deliveries, sent)
     circuit_update(connection, sent)
     if connection.kind == VendorKind.WEBMARKETER:
         # Lead changes made before these events reached Webmarketer were waiting for their ids.
-        delivered = [deliveries[k].event_id for s in sent if s.result.vendor_ref for k in s.keys]
+        delivered = [deliveries[k].event_id for s in sent if s.result.vendor_ref and not s.released for k in s.keys]
         if delivered:
             from .leads import lead_changes_release
 
@@ -320,31 +494,62 @@ def connection_dispatch(*, connection_id: int) -> int:
 
 
 # -- sweeping (beat) --------------------------------------------------------------------------------------
+# The partial indexes' conditions, written literally: a planner uses a partial index only when the query's
+# WHERE implies its condition, which it cannot prove of a bound parameter (SQLite, PostgreSQL generic plans).
+IN_FLIGHT = RawSQL("status = 'sending'", (), output_field=BooleanField())
+DUE_NOW = RawSQL("status IN ('pending', 'retrying')", (), output_field=BooleanField())
+
+
+def in_flight_before(model: type[Delivery] | type[LeadDelivery], before: datetime) -> QuerySet:
+    """Rows in `sending` claimed before `before`. No ordering: the model's default (-id) would steer the planner
+    to a scan in id order instead of the partial index."""
+    return model.objects.filter(IN_FLIGHT, claimed_at__lt=before).order_by()
+
+
+def due_now(model: type[Delivery] | type[LeadDelivery], now: datetime) -> QuerySet:
+    """Rows due at `now`. No ordering: with the default (-id), DISTINCT would also be over the id (one row per
+    delivery instead of per connection) and the planner would scan in id order."""
+    return model.objects.filter(DUE_NOW, next_attempt_at__lte=now).order_by()
+
+
 def sending_take_back(model: type[Delivery] | type[LeadDelivery], *, now: datetime) -> int:
-    """Rows of `model` stuck in `sending` (their worker died before recording an answer) become due again."""
+    """Rows of `model` stuck in `sending` (their worker died before recording an answer) become due again;
+    a row taken back HUB_MAX_TAKE_BACKS times fails instead (something in it may stop the worker each time).
+    Uses the in-flight partial index (delivery_in_flight, lead_delivery_in_flight)."""
     stuck_before = now - timedelta(seconds=settings.HUB_STUCK_AFTER_SECONDS)
-    recovered = model.objects.filter(status="sending", claimed_at__lt=stuck_before).update(
-        status="retrying",
-        claimed_at=None,
-        next_attempt_at=now,
-        last_error="taken back: the worker sending it stopped before recording an answer",
-    )
-    if recovered:
-        log.warning("recovered %d %s stuck in sending", recovered, model._meta.verbose_name_plural)
-    return recovered
+    stuck = in_flight_before(model, stuck_before)
+    last = max(1, settings.HUB_MAX_TAKE_BACKS) - 1
+    with transaction.atomic():
+        failed = stuck.filter(take_backs__gte=last).update(
+            status="failed",
+            claimed_at=None,
+            take_backs=F("take_backs") + 1,
+            last_error=Concat(
+                Value("worker stopped while sending, "),
+                Cast(F("take_backs") + 1, output_field=CharField()),
+                Value(" times"),
+                output_field=CharField(),
+            ),
+        )
+        recovered = stuck.update(
+            status="retrying",
+            claimed_at=None,
+            take_backs=F("take_backs") + 1,
+            next_attempt_at=now,
+            last_error="taken back: the worker sending it stopped before recording an answer",
+        )
+    if recovered or failed:
+        name = model._meta.verbose_name_plural
+        log.warning("recovered %d %s stuck in sending, failed %d taken back too often", recovered, name, failed)
+    return recovered + failed
 
 
 def connections_due(model: type[Delivery] | type[LeadDelivery], *, now: datetime) -> list[int]:
-    """Enabled connections with rows of `model` due now, leaving out those whose circuit is open."""
-    due = set(
-        model.objects.filter(status__in=model.DUE_STATUSES, next_attempt_at__lte=now, connection__enabled=True)
-        .values_list("connection_id", flat=True)
-        .distinct()
-    )
-    open_circuits = set(
-        VendorConnection.objects.filter(pk__in=due, circuit_open_until__gt=now).values_list("pk", flat=True)
-    )
-    return sorted(due - open_circuits)
+    """Enabled connections with rows of `model` due now, leaving out those whose circuit is open. Uses the
+    due-now partial index (delivery_due_now, lead_delivery_due_now)."""
+    due = set(due_now(model, now).values_list("connection_id", flat=True).distinct())
+    usable = VendorConnection.objects.filter(pk__in=due, enabled=True).exclude(circuit_open_until__gt=now)
+    return sorted(usable.values_list("pk", flat=True))
 
 
 def deliveries_sweep() -> dict[str, int]:
