@@ -104,8 +104,11 @@ def run_deadline(connection: VendorConnection) -> float:
     HUB_STUCK_AFTER_SECONDS (HUB_RUN_SHARE), less the longest a request started just before may take (a 401
     refresh: a token request and two sends). So a run, even a slow one, ends long before the sweep would
     take its rows back from it as stuck."""
-    budget = settings.HUB_STUCK_AFTER_SECONDS * settings.HUB_RUN_SHARE - 3 * float(connection.timeout_seconds)
-    return time.monotonic() + max(0.0, budget)
+    share = settings.HUB_STUCK_AFTER_SECONDS * settings.HUB_RUN_SHARE
+    # A timeout close to the share would leave no time at all: a quarter of the share is always given, so
+    # every run makes progress (the timeout is then the connection's problem, and the page says so).
+    budget = max(share - 3 * float(connection.timeout_seconds), share / 4)
+    return time.monotonic() + budget
 
 
 def dispatch_limit(connection: VendorConnection) -> int:
