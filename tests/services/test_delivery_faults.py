@@ -505,3 +505,37 @@ def test_connections_due_names_each_connection_once(connection):
     contact(connection, [good(i) for i in range(3)])
 
     assert service.connections_due(Delivery, now=timezone.now()) == [connection.pk]
+
+
+# -- P3: no event data in the logs ------------------------------------------------------------------------------
+MARKER = "private-7f3a@example.com"
+
+
+def test_a_failing_build_logs_no_event_data(connection, vendor, monkeypatch, caplog):
+    caplog.set_level("INFO")
+    accept(vendor)
+    (event,) = contact(connection, [{"email": MARKER, "message": "hi"}])
+    monkeypatch.setattr(
+        Webmarketer, "build", lambda self, events, token: (_ for _ in ()).throw(ValueError(f"bad {events[0].data}"))
+    )
+
+    dispatch(connection)
+
+    assert status_of(event).status == "failed"
+    assert MARKER not in caplog.text
+
+
+def test_a_bug_in_a_run_leaves_nothing_in_sending_and_logs_no_event_data(connection, vendor, monkeypatch, caplog):
+    caplog.set_level("INFO")
+    (event,) = contact(connection, [{"email": MARKER, "message": "hi"}])
+
+    def broken(session, events, deadline=None):
+        raise RuntimeError(f"cannot handle {events[0].data}")
+
+    monkeypatch.setattr(service, "_send_all", broken)
+
+    assert dispatch(connection) == 1
+
+    delivery = status_of(event)
+    assert delivery.status == "retrying" and delivery.last_error == "internal error (RuntimeError), retried later"
+    assert "RuntimeError" in caplog.text and MARKER not in caplog.text

@@ -8,6 +8,7 @@ import logging
 import random
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -465,6 +466,12 @@ def circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
             log.warning("circuit of connection %s open for %s", connection.name, CIRCUIT_COOLDOWN)
 
 
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised (file:line in function), without its message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "?"
+
+
 def connection_dispatch(*, connection_id: int) -> int:
     """Claim and send one batch of a connection's due deliveries; returns how many were claimed. The run is
     time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted."""
@@ -483,7 +490,12 @@ def connection_dispatch(*, connection_id: int) -> int:
         # The connection cannot work as configured: keep the deliveries until staff fix it.
         sent = [Sent(tuple(deliveries), Result("retry", f"connection misconfigured: {exc}"))]
     else:
-        sent = _send_all(session, events, deadline)
+        try:
+            sent = _send_all(session, events, deadline)
+        except Exception as exc:  # noqa: BLE001 (a bug of ours: the rows must not stay in sending)
+            # Logged by type and place only: an exception's message may quote the event's data.
+            log.error("dispatch of connection %s failed: %s at %s", connection.pk, type(exc).__name__, _where(exc))
+            sent = [Sent(tuple(deliveries), Result("retry", f"internal error ({type(exc).__name__}), retried later"))]
     _apply(connection, deliveries, sent)
     circuit_update(connection, sent)
     if connection.kind == VendorKind.WEBMARKETER:
