@@ -50,7 +50,7 @@ class EventTypeForm(forms.Form):
     retention_days = forms.CharField(
         required=False,
         label="Retention (days)",
-        widget=forms.NumberInput(attrs={"min": 1, "step": 1, "style": "width: 7em"}),
+        widget=forms.NumberInput(attrs={"min": 1, "step": 1, "class": "narrow-number"}),
     )
     metadata = forms.CharField(
         required=False,
