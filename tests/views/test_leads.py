@@ -299,7 +299,9 @@ def test_the_history_shows_each_change_its_delivery_and_the_404_explained(client
     assert "Webmarketer has no state &quot;converted&quot;" in board  # visible on the board itself
     assert f"/leads/changes/{failed.pk}/retry" in board
     assert history.index(f'id="change-{failed.pk}"') < history.index("qualified</b> set (1)")  # newest first
-    assert "No storageKey matching field in this eventType" in history and "Delivered" in history
+    # Sales read the explanation, not Webmarketer's answer (Marketing and Auditors do: see below).
+    assert "Webmarketer has no state &quot;converted&quot;" in history and "Delivered" in history
+    assert "No storageKey matching field in this eventType" not in history
     assert "by sales" in history and "Hide history" in history
 
 
@@ -314,3 +316,58 @@ def test_retrying_a_failed_change_queues_it_again(client, kate):
     assert LeadDelivery.objects.get().status == "pending"
     again = client.post(f"/leads/changes/{failed.pk}/retry", headers=HTMX).content.decode()
     assert "Nothing to retry" in again
+
+
+# -- what each role reads of a lead update's delivery ----------------------------------------------------------
+@pytest.fixture
+def failed_update(kate):
+    from tracking.models import LeadAttempt
+
+    lead_change_record(event=kate, kind="state", storage_key="qualified", value=1)
+    delivery = LeadDelivery.objects.get()
+    url = "https://api.webmarketer.io/api/v1/projects/my-project/events/wm-kate/states"
+    LeadDelivery.objects.update(status="failed", last_error=f"HTTP 404 from {url}: secret-answer")
+    LeadAttempt.objects.create(
+        delivery=delivery,
+        method="PATCH",
+        url=url,
+        request_body='{"storageKey": "qualified", "value": 1}',
+        response_status=404,
+        response_body='{"message": "secret-answer"}',
+        outcome="failed",
+    )
+    return kate
+
+
+@pytest.mark.parametrize("role", ["Sales", "Marketing", "Auditor"])
+def test_sales_read_the_outcome_of_an_update_and_the_others_its_details(client, failed_update, role):
+    client.force_login(user_make(role))
+
+    board = client.get("/leads/").content.decode()
+    history = client.get(f"/leads/{failed_update.uuid}/").content.decode()
+    partial = client.get(f"/leads/{failed_update.uuid}/?history=1", headers=HTMX).content.decode()
+
+    for html in (board, history, partial):
+        details = ("wm (Webmarketer)" in html or "→ wm:" in html or ">wm:" in html, "api.webmarketer.io" in html)
+        if role == "Sales":
+            assert details == (False, False)
+            assert "secret-answer" not in html and "storageKey" not in html and "PATCH" not in html
+            assert "Webmarketer refused the update." in html
+        else:
+            assert "api.webmarketer.io" in html and "secret-answer" in html
+    if role == "Sales":
+        assert "Failed" in history
+
+
+def test_sales_see_a_delivered_update_as_delivered_and_a_queued_one_as_waiting(client, kate):
+    lead_change_record(event=kate, kind="state", storage_key="qualified", value=1)
+    lead_change_record(event=kate, kind="state", storage_key="converted", value=1)
+    first, second = LeadDelivery.objects.order_by("id")
+    LeadDelivery.objects.filter(pk=first.pk).update(status="delivered", delivered_at=timezone.now())
+    LeadDelivery.objects.filter(pk=second.pk).update(status="retrying", last_error="connection error to http://x")
+    client.force_login(user_make("Sales"))
+
+    html = client.get(f"/leads/{kate.uuid}/").content.decode()
+
+    assert "Delivered to Webmarketer" in html and "Waiting to be sent" in html
+    assert "connection error" not in html and "http://x" not in html

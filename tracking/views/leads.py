@@ -13,10 +13,51 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from ..models import Event, LeadChange
+from ..models import Event, LeadChange, LeadDelivery
 from ..selectors import keyset_page, lead_event_types, lead_rows, leads_filter
 from ..services.leads import LeadChangeError, is_lead, lead_change_record, lead_change_retry
 from .base import HtmxHttpRequest, day_bound, permission_required
+
+# What Sales read of a lead update's delivery: the outcome in plain words, never the connection, its URL, the
+# request or the vendor's answer (those stay with the roles that read deliveries: Marketing, Auditors).
+DETAILS_PERMISSION = "tracking.view_leaddelivery"
+OUTCOMES = {
+    LeadDelivery.Status.DELIVERED: ("delivered", "Delivered to Webmarketer"),
+    LeadDelivery.Status.FAILED: ("failed", "Failed"),
+    LeadDelivery.Status.SUPERSEDED: ("superseded", "Replaced by a newer change"),
+}
+
+
+def outcome_plain(delivery: LeadDelivery) -> tuple[str, str, str]:
+    """(badge, outcome, reason) of a lead delivery for readers without the delivery details."""
+    badge, label = OUTCOMES.get(delivery.status, ("waiting", "Waiting to be sent"))
+    if delivery.status != LeadDelivery.Status.FAILED:
+        return badge, label, ""
+    if " — " in delivery.last_error:
+        # The hub's own explanation of Webmarketer's answer (webmarketer.update_404_explain): plain words.
+        return badge, label, delivery.last_error.rsplit(" — ", 1)[1]
+    error = delivery.last_error.lower()
+    if error.startswith("the event itself did not reach") or error.startswith("the event has no delivery"):
+        reason = "The lead itself has not reached Webmarketer yet."
+    elif "timeout" in error or "connection error" in error or "unreachable" in error or "http 5" in error:
+        reason = "Webmarketer could not be reached."
+    elif "http 401" in error or "http 403" in error or "token" in error:
+        reason = "Webmarketer did not accept the hub's sign-in."
+    elif "http 4" in error:
+        reason = "Webmarketer refused the update."
+    else:
+        reason = "The update could not be sent."
+    return badge, label, f"{reason} Marketing can see the details."
+
+
+def _outcomes_plain(request: HtmxHttpRequest, rows: list) -> bool:
+    """Give each delivery of these rows its plain outcome; True when the reader sees only that."""
+    if request.user.has_perm(DETAILS_PERMISSION):
+        return False
+    for row in rows:
+        for delivery in [*row.failures, *(d for change in row.history or [] for d in change.deliveries.all())]:
+            delivery.plain = outcome_plain(delivery)
+    return True
 
 
 def _lead(uuid) -> Event:
@@ -52,8 +93,10 @@ def lead_list(request: HtmxHttpRequest) -> HttpResponse:
     page = keyset_page(leads_filter(**filters), field="received_at", cursor=params.get("after", ""))
     query = params.copy()
     query.pop("after", None)
+    rows = lead_rows(page.items)
     context = {
-        "rows": lead_rows(page.items),
+        "rows": rows,
+        "outcomes_only": _outcomes_plain(request, rows),
         "page": page,
         "query": query.urlencode(),
         "params": params,
@@ -78,7 +121,7 @@ def _lead_response(
         for value in row.statistics:
             value.typed = posted.get(f"amount-{value.key}", "")
         extra["typed_date"] = posted.get("date", "")
-    context = {"row": row, "show_history": history, **extra}
+    context = {"row": row, "show_history": history, "outcomes_only": _outcomes_plain(request, [row]), **extra}
     template = "tracking/leads/_lead.html" if request.htmx else "tracking/leads/detail.html"
     return render(request, template, context, status=status)
 
