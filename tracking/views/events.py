@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib import messages
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -41,7 +44,9 @@ def event_list(request: HtmxHttpRequest) -> HttpResponse:
         "until": day_bound(params.get("until", ""), end=True),
         "q": params.get("q", ""),
     }
-    page = keyset_page(events_filter(**filters), field="received_at", cursor=params.get("after", ""))
+    # The log shows no data: not loading it keeps any stored row (even one json cannot read back) listable.
+    events = events_filter(**filters).defer("data")
+    page = keyset_page(events, field="received_at", cursor=params.get("after", ""))
     query = params.copy()
     query.pop("after", None)
     context = {
@@ -59,10 +64,33 @@ def event_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+def shown(value: Any) -> Any:
+    """A stored value made printable: strings with lone surrogates or NUL (rows stored past ingest's checks)
+    shown escaped, so the page can always be encoded."""
+    if isinstance(value, str):
+        if value.isascii() and "\x00" not in value:
+            return value
+        return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {shown(k): shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return value
+
+
+def _data_json(event: Event) -> str:
+    """The event's data pretty-printed; as stored (raw text) when it is nested too deeply to read or print."""
+    try:
+        return shown(json.dumps(event.data, indent=2, ensure_ascii=False))
+    except (RecursionError, ValueError, TypeError):
+        raw = Event.objects.filter(pk=event.pk).values_list(Cast("data", TextField()), flat=True).first()
+        return shown(f"(nested too deeply to show formatted; as stored:)\n{raw}")
+
+
 @require_GET
 @permission_required("tracking.view_event")
 def event_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
-    event = get_object_or_404(Event.objects.select_related("event_type", "source"), uuid=uuid)
+    event = get_object_or_404(Event.objects.select_related("event_type", "source").defer("data"), uuid=uuid)
     deliveries = (
         event.deliveries.select_related("connection")
         .prefetch_related("attempt_set")
@@ -73,7 +101,8 @@ def event_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
         "tracking/events/detail.html",
         {
             "event": event,
-            "data_json": json.dumps(event.data, indent=2, ensure_ascii=False),
+            "errors": shown(event.errors),
+            "data_json": _data_json(event),
             "deliveries": deliveries,
             "webmarketer": VendorKind.WEBMARKETER,
             "trashed": event.trashed.select_related("connection"),
