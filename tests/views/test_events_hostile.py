@@ -9,7 +9,6 @@ import pytest
 from django.db import connection as db
 
 from tests.factories import event_store, event_type_make, route_make, user_make, webmarketer_connection_make
-from tracking.models import Event
 
 pytestmark = pytest.mark.django_db
 
