@@ -118,3 +118,25 @@ def test_send_time_checks_again_so_a_name_turned_internal_is_refused(monkeypatch
     addresses[:] = ["127.0.0.1"]  # DNS rebinding: the same name now points at loopback
     egress.send_cache_clear()  # (the verdict is kept a few seconds per host)
     assert "refused: api.example.com resolves to 127.0.0.1" in send_refusal("https://api.example.com/events")
+
+
+def test_a_session_sends_nothing_to_an_address_it_may_not_reach(monkeypatch):
+    from tracking.vendors.base import VendorRequest
+    from tracking.vendors.http import VendorSession
+    from tracking.vendors.tracardi import Tracardi
+
+    monkeypatch.setattr(egress, "resolve", lambda h, p: ["169.254.169.254"])
+    egress.send_cache_clear()
+    session = VendorSession(
+        Tracardi(base_url="http://tracardi.example:8686/", settings={"source_id": "s"}),
+        timeout=1,
+        max_rate=None,
+        max_connections=1,
+    )
+    try:
+        exchange = session.send(VendorRequest("POST", "http://tracardi.example:8686/collect/x/s", json={}))
+    finally:
+        session.close()
+
+    assert exchange.response is None and exchange.unsendable
+    assert "refused: tracardi.example resolves to 169.254.169.254, which is a link-local address" in exchange.error

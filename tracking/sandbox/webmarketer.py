@@ -27,7 +27,7 @@ from starlette.routing import Route
 from .app import Credentials, Refusal, SandboxState, VendorSandbox, inject_fault, json_body, json_error
 
 NAME = "webmarketer"
-WEBMARKETER_TOKEN_URL = "https://oauth.webmarketer.io/oidc/token"
+WEBMARKETER_AUDIENCE = "https://oauth.webmarketer.io/oidc/token"
 PROJECT_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 TOKEN_LIFETIME = 3600
 PROJECT = "/webmarketer/api/v1/projects/{project_id}"
@@ -141,7 +141,7 @@ class Sandbox(VendorSandbox):
                 algorithms=["RS256"],
                 # Like the vendor: the assertion names this token endpoint (as the client reached it), or the
                 # endpoint the sandbox stands in for; an assertion made for any other endpoint is refused.
-                audience=[own := str(request.url.replace(query="")).rstrip("/"), own + "/", WEBMARKETER_TOKEN_URL],
+                audience=[own := str(request.url.replace(query="")).rstrip("/"), own + "/", WEBMARKETER_AUDIENCE],
                 options={"require": ["exp", "iss", "sub", "aud"]},
             )
         except jwt.PyJWTError as exc:

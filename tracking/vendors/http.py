@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from . import egress
 from .base import Token, Vendor, VendorRequest
 
 USER_AGENT = "event-hub/0.1 (+server-side marketing event hub)"
@@ -83,6 +84,11 @@ class VendorSession:
             )
         except Exception as exc:  # noqa: BLE001 (whatever the encoder raises, only this request fails)
             return Exchange(request, started, _ms(t0), error=f"not sent: {encode_error(exc)}", unsendable=True)
+        # -- egress (tracking/vendors/egress.py): the host is resolved and checked again right before it leaves
+        # (a name may point inward since it was saved); refused = failed, not retried.
+        if refusal := egress.send_refusal(str(prepared.url)):
+            return Exchange(request, started, _ms(t0), error=f"not sent: {refusal}", unsendable=True)
+        # -- end egress
         self.limiter.wait()
         started = datetime.now(UTC)
         t0 = time.perf_counter()
