@@ -51,10 +51,18 @@ ACTION_NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("eventtypeconflict", "delete_selected"): ("tracking.delete_eventtypeconflict",),
     ("trashedevent", "dismiss"): ("tracking.change_trashedevent",),
     ("trashedevent", "delete_selected"): ("tracking.delete_trashedevent",),
-    ("offlineinteraction", "delete_selected"): ("tracking.delete_offlineinteraction",),
     ("webmarketersync", "delete_selected"): ("tracking.delete_webmarketersync",),
 }
-APPEND_ONLY = ("event", "delivery", "attempt", "leadchange", "leaddelivery", "leadattempt", "auditentry")
+APPEND_ONLY = (
+    "event",
+    "delivery",
+    "attempt",
+    "leadchange",
+    "leaddelivery",
+    "leadattempt",
+    "auditentry",
+    "offlineinteraction",
+)
 ROLES = ("Marketing", "Sales", "Auditor", "admin")
 
 
@@ -180,7 +188,7 @@ def test_nobody_deletes_from_the_log_or_the_audit_trail_in_the_admin(client, mod
     from django.apps import apps
     from django.contrib import admin
 
-    from tracking.models import AuditEntry, LeadAttempt, LeadChange, LeadDelivery
+    from tracking.models import AuditEntry, LeadAttempt, LeadChange, LeadDelivery, OfflineInteraction
 
     rows = _rows()
     delivery = Delivery.objects.get()
@@ -193,6 +201,9 @@ def test_nobody_deletes_from_the_log_or_the_audit_trail_in_the_admin(client, mod
     )
     lead_attempt = LeadAttempt.objects.create(delivery=lead_delivery, method="PATCH", url="https://v.example/")
     audit = AuditEntry.objects.create(action="connection.update", target="wm")
+    offline = OfflineInteraction.objects.create(
+        connection=delivery.connection, date=delivery.created_at, status=OfflineInteraction.Status.SENT
+    )
     pks = {
         "event": rows["event"],
         "delivery": delivery.pk,
@@ -201,6 +212,7 @@ def test_nobody_deletes_from_the_log_or_the_audit_trail_in_the_admin(client, mod
         "leaddelivery": lead_delivery.pk,
         "leadattempt": lead_attempt.pk,
         "auditentry": audit.pk,
+        "offlineinteraction": offline.pk,
     }
     model = apps.get_model("tracking", model_name)
     for role in ("Marketing", "admin"):

@@ -75,7 +75,8 @@ def test_a_lead_is_qualified_then_converted_with_its_turnover_at_webmarketer(cli
     assert stored["statistics"]["turnover"]["date"] == "2024-05-09T17:00:00.000Z"
     assert [u["storageKey"] for u in stored["updates"]][0] == "qualified"  # the qualification went first
     board = client.get(f"/leads/{event.uuid}/?history=1", headers=HTMX).content.decode()
-    assert board.count('wm: <span class="badge delivered">Delivered</span>') == 3  # one per change
+    assert board.count('<span class="badge delivered">Delivered to Webmarketer</span>') == 3  # one per change
+    assert "wm:" not in board  # Sales read the outcome, not the connection
 
 
 def test_a_change_made_while_the_event_is_still_on_its_way_goes_once_it_arrives(client, lead, sandbox):

@@ -19,6 +19,7 @@ from .services.connections import (
     urls_problems,
 )
 from .services.replay import event_replay
+from .services.routes import route_delete
 
 
 class AppendOnlyMixin:
@@ -148,6 +149,14 @@ class RouteAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "connection__kind", "connection")
     search_fields = ("event_type__reference", "connection__name", "vendor_event_name")
     list_select_related = ("event_type", "connection")
+
+    # Through the service: its due deliveries are cancelled naming who deleted it, and the delete is audited.
+    def delete_model(self, request, obj: Route) -> None:
+        route_delete(route=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for route in queryset:
+            route_delete(route=route, user=request.user)
 
 
 @admin.register(Source)
@@ -401,7 +410,7 @@ class TrashedEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(OfflineInteraction)
-class OfflineInteractionAdmin(admin.ModelAdmin):
+class OfflineInteractionAdmin(AppendOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "connection", "status", "response_status", "answer", "origin", "created_at")
     list_filter = ("status", "connection")
     search_fields = ("origin", "answer")

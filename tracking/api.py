@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from .errors import where
 from .schema import MAX_DEPTH, TOO_DEEP, json_float, json_int
 from .services.ingest import events_ingest, source_authenticate
 
@@ -52,8 +53,9 @@ def _json_post(view: Callable[[HttpRequest], JsonResponse]) -> Callable[[HttpReq
             return view(request)
         except BadRequest as exc:
             return _error(exc.status, str(exc))
-        except Exception:
-            logger.exception("ingest failed on %s", request.path)
+        except Exception as exc:
+            # By type and place only: an exception's message may quote the posted data (personal data).
+            logger.error("ingest failed on %s: %s at %s", request.path, type(exc).__name__, where(exc))
             return _error(
                 500, "internal error: the request may not be stored; send it again (a nonce keeps it one event)"
             )

@@ -9,6 +9,7 @@ class TrackingConfig(AppConfig):
 
     def ready(self) -> None:
         from .roles import roles_sync
+        from .services import routes  # noqa: F401 (connects the receivers that cancel a removed route's deliveries)
 
         # After the permissions exist (auth's own post_migrate runs first: it is installed before us).
         post_migrate.connect(roles_sync, sender=self, dispatch_uid="tracking.roles_sync")

@@ -12,6 +12,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from .vendors.base import UNSTORABLE, storable
+
 FIELD_TYPES = ("string", "email", "phone", "number", "currency", "boolean", "date", "location", "message")
 FIELD_ENTITIES = ("user", "event", "state", "statistic")
 # States and statistics are set after the event (lead board), never in its data.
@@ -28,8 +30,6 @@ MAX_REPORTED = 20
 # What the body parser puts where it cut nesting too deep to read (a NUL: no client value passes as it).
 TOO_DEEP = "\x00nested too deep"
 TOO_DEEP_MARK = f"[nested deeper than {MAX_DEPTH} levels: not kept]"
-# A NUL or a lone UTF-16 surrogate: no UTF-8 text, no PostgreSQL text or jsonb, no vendor takes them.
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -161,11 +161,6 @@ def json_int(text: str) -> int | float:
     return int(text) if len(text) <= 400 else OutOfRange(text)
 
 
-def _escape(text: str) -> str:
-    # The visible JSON escape of each NUL or lone surrogate (\u0000, \ud800): the copy shows what was sent.
-    return UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
 def _unstorable_why(text: str) -> str:
     found = sorted({f"\\u{ord(c):04x}" for c in UNSTORABLE.findall(text)})
     shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
@@ -203,8 +198,8 @@ class _Cleaner:
                 self.problem(path, f"is nested deeper than {MAX_DEPTH} levels")
                 return TOO_DEEP_MARK
             if UNSTORABLE.search(value):
-                self.problem(path, _unstorable_why(value), _escape(value))
-                return _escape(value)
+                self.problem(path, _unstorable_why(value), storable(value))
+                return storable(value)
             return value
         if isinstance(value, bool) or value is None:
             return value
@@ -230,7 +225,7 @@ class _Cleaner:
             for key, v in value.items():
                 key = key if isinstance(key, str) else str(key)
                 if UNSTORABLE.search(key):
-                    escaped = _escape(key)
+                    escaped = storable(key)
                     self.problem(f"{path}.{escaped}" if path else escaped, f"key {_unstorable_why(key)}", escaped)
                     key = escaped
                     while key in value or key in copy:  # never overwrite a key that was sent as such

@@ -22,7 +22,7 @@ from tests.factories import (
     webmarketer_connection_make,
 )
 from tracking.demo import PURCHASE_ROUTES, purchase_data
-from tracking.models import Attempt, Delivery, Event, LeadChange, LeadDelivery, VendorConnection
+from tracking.models import Attempt, Delivery, Event, LeadChange, LeadDelivery, Route, VendorConnection
 from tracking.services import delivery as service
 from tracking.vendors.base import Result, VendorRequest, excerpt_text, parse_retry_after
 from tracking.vendors.http import VendorSession
@@ -309,6 +309,19 @@ def test_a_claim_takes_at_most_hub_dispatch_batch(connection, vendor, settings):
     VendorConnection.objects.filter(pk=connection.pk).update(batch_size=1)
     connection.refresh_from_db()
     assert dispatch(connection) == 1  # a smaller batch size of the connection lowers it
+
+
+def test_a_delivery_whose_route_was_disabled_behind_the_services_back_is_cancelled_not_sent(connection, vendor):
+    sent = accept(vendor)
+    events = contact(connection, [good(0)])
+    # Disabled by a bulk update (no signal): the delivery is still due under the old route.
+    Route.objects.update(enabled=False)
+
+    assert dispatch(connection) == 1
+
+    delivery = events[0].deliveries.get()
+    assert delivery.status == Delivery.Status.CANCELLED and delivery.last_error == "cancelled: route disabled"
+    assert not sent.called
 
 
 # -- C6: the circuit counts in the database ----------------------------------------------------------------------

@@ -344,3 +344,14 @@ def test_a_replay_makes_one_generation_per_connection_whatever_routes_the_past_o
     (again,) = event_replay(event=delivery.event)
 
     assert (again.generation, again.route, again.nonce) == (2, route, "n")
+
+
+def test_a_route_deleted_in_the_admin_cancels_its_deliveries_naming_who_and_is_audited(client, owed):
+    route, delivery, tracardi = owed
+    client.force_login(user_make("Marketing", username="marketing", is_staff=True))
+
+    response = client.post(f"/admin/tracking/route/{route.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302 and not Route.objects.exists(), response.content.decode()[:3000]
+    assert_never_sent_again(route, delivery, tracardi, "cancelled: route deleted by marketing")
+    assert AuditEntry.objects.filter(action="route.delete", user__username="marketing").exists()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import httpx
 import pytest
+import respx
 from django.utils import timezone
 
 from tests.factories import (
@@ -405,3 +407,17 @@ def test_test_connection_refuses_an_internal_address_saved_before_without_callin
     html = client.post(f"/connections/{connection.pk}/test", headers={"HX-Request": "true"}).content.decode()
 
     assert "Not tried: 127.0.0.1 is a loopback address" in html and "HUB_EGRESS_ALLOW" in html
+
+
+def test_a_secret_echoed_where_the_answer_is_cut_never_shows_in_part(client, marketing):
+    connection = vendor_connection_make("algonomy")
+    secret = connection.secrets["client_secret"]
+    # The token endpoint echoes the secret so that the 200-character cut falls in its middle.
+    echo = "x" * (200 - len(secret) // 2) + secret
+
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(url__startswith=connection.auth_url).mock(return_value=httpx.Response(401, text=echo))
+        html = client.post(f"/connections/{connection.pk}/test", headers={"HX-Request": "true"}).content.decode()
+
+    assert "Authentication failed" in html
+    assert secret[: len(secret) // 2] not in html

@@ -70,12 +70,6 @@ def test_the_event_detail_renders_every_hostile_event(client, hostile):
             assert "a\\u0000b" in html
 
 
-@pytest.mark.xfail(
-    db.vendor == "sqlite",
-    strict=True,
-    reason="tracking/views/routes.py (route editor's owner): _summary prints data strings unescaped and the "
-    "preview loads the event's data whole; fails on lone surrogates and on data json cannot read back",
-)
 def test_the_route_preview_renders_every_hostile_event(client, hostile):
     route, events = hostile
     for name, event in events.items():

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from ..models import VendorConnection
 from ..vendors import egress, vendor_class
-from ..vendors.base import ConfigurationError, redact
+from ..vendors.base import ConfigurationError, excerpt
 from ..vendors.http import TokenError, VendorSession
 from .audit import audit_record
 from .delivery import vendor_for
@@ -212,7 +212,8 @@ def _test(connection: VendorConnection) -> TestReport:
     except TokenError as exc:
         detail = ""
         if exc.exchange and exc.exchange.response is not None:
-            detail = f" ({redact(exc.exchange.response.text[:200], vendor.sensitive())})"
+            # Redacted before it is cut: a secret echoed across the cut never shows in part.
+            detail = f" ({excerpt(exc.exchange.response, 200, vendor.sensitive())})"
         return TestReport(False, f"Authentication failed: {exc}{detail}")
     finally:
         session.close()

@@ -8,7 +8,6 @@ import logging
 import random
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
+from ..errors import where
 from ..models import Attempt, Delivery, LeadDelivery, VendorConnection, VendorKind
 from ..vendors import vendor_class
 from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, storable
@@ -466,12 +466,6 @@ def circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
             log.warning("circuit of connection %s open for %s", connection.name, CIRCUIT_COOLDOWN)
 
 
-def _where(exc: BaseException) -> str:
-    """Where an exception was raised (file:line in function), without its message."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "?"
-
-
 def connection_dispatch(*, connection_id: int) -> int:
     """Claim and send one batch of a connection's due deliveries; returns how many were claimed. The run is
     time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted."""
@@ -479,9 +473,17 @@ def connection_dispatch(*, connection_id: int) -> int:
     if connection is None or connection.circuit_open:
         return 0
     deadline = run_deadline(connection)
-    deliveries = {d.pk: d for d in deliveries_claim(connection_id=connection_id, limit=dispatch_limit(connection))}
-    if not deliveries:
+    claimed = deliveries_claim(connection_id=connection_id, limit=dispatch_limit(connection))
+    if not claimed:
         return 0
+    # A route disabled while its delivery was in flight or retrying: cancelled, never sent under the old mapping.
+    if stopped := [d.pk for d in claimed if d.route is not None and not d.route.enabled]:
+        Delivery.objects.filter(pk__in=stopped, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.CANCELLED, claimed_at=None, last_error="cancelled: route disabled"
+        )
+    deliveries = {d.pk: d for d in claimed if d.pk not in stopped}
+    if not deliveries:
+        return len(claimed)
     events = [outgoing_event(d) for d in deliveries.values()]
     try:
         session = session_for(connection)
@@ -494,7 +496,7 @@ def connection_dispatch(*, connection_id: int) -> int:
             sent = _send_all(session, events, deadline)
         except Exception as exc:  # noqa: BLE001 (a bug of ours: the rows must not stay in sending)
             # Logged by type and place only: an exception's message may quote the event's data.
-            log.error("dispatch of connection %s failed: %s at %s", connection.pk, type(exc).__name__, _where(exc))
+            log.error("dispatch of connection %s failed: %s at %s", connection.pk, type(exc).__name__, where(exc))
             sent = [Sent(tuple(deliveries), Result("retry", f"internal error ({type(exc).__name__}), retried later"))]
     _apply(connection, deliveries, sent)
     circuit_update(connection, sent)
@@ -505,7 +507,7 @@ def connection_dispatch(*, connection_id: int) -> int:
             from .leads import lead_changes_release
 
             lead_changes_release(connection_id=connection.pk, event_ids=delivered)
-    return len(deliveries)
+    return len(claimed)
 
 
 # -- sweeping (beat) --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.dispatch import receiver
 
 from ..models import Delivery, Event, EventType, Route, VendorConnection
 from ..vendors import vendor_class
-from ..vendors.base import REDACTED, ConfigurationError, OutgoingEvent
+from ..vendors.base import REDACTED, ConfigurationError, OutgoingEvent, storable
 from .audit import audit_record
 from .delivery import vendor_for
 
@@ -184,8 +184,9 @@ class Preview:
 
 def _pretty(body: str) -> str:
     try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
+        # Parsing turns the escapes of lone surrogates back into them: escape again for the page.
+        return storable(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
+    except (ValueError, RecursionError):
         return body
 
 

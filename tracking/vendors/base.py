@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -128,12 +129,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return min(max(0.0, seconds), RETRY_AFTER_MAX)
 
 
+# A NUL or a lone UTF-16 surrogate: no UTF-8 text, no PostgreSQL text or jsonb, no vendor takes them.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def storable(text: str) -> str:
-    """Text any database column takes: lone surrogates escaped (UTF-8 cannot hold them), NUL removed
-    (PostgreSQL text refuses it)."""
-    if text.isascii():
-        return text.replace("\x00", "")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "")
+    """Text any database column and page takes: each NUL (PostgreSQL text refuses it) and lone surrogate
+    (UTF-8 cannot hold it) replaced by its visible JSON escape (\\u0000, \\ud800), so it still shows what was there."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def excerpt_text(text: str, limit: int = 500, sensitive: tuple[str, ...] | list[str] = ()) -> str:

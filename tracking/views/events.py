@@ -18,6 +18,7 @@ from ..models import Delivery, Event, EventType, VendorKind
 from ..selectors import events_filter, keyset_page
 from ..services import webmarketer
 from ..services.replay import event_replay
+from ..vendors.base import storable
 from .base import HtmxHttpRequest, day_bound, permission_required
 
 
@@ -68,9 +69,7 @@ def shown(value: Any) -> Any:
     """A stored value made printable: strings with lone surrogates or NUL (rows stored past ingest's checks)
     shown escaped, so the page can always be encoded."""
     if isinstance(value, str):
-        if value.isascii() and "\x00" not in value:
-            return value
-        return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+        return storable(value)
     if isinstance(value, dict):
         return {shown(k): shown(v) for k, v in value.items()}
     if isinstance(value, list):
