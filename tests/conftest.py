@@ -79,6 +79,23 @@ def fresh_sessions(monkeypatch):
     monkeypatch.setattr(delivery, "_sessions", {})
 
 
+# -- the ingest API: a source's token and a routed event type ----------------------------------------------------
+@pytest.fixture
+def token():
+    from tests.factories import source_make
+
+    return source_make()[1]
+
+
+@pytest.fixture
+def contact_form():
+    from tests.factories import event_type_make, route_make, webmarketer_connection_make
+
+    event_type = event_type_make()
+    route_make(event_type, webmarketer_connection_make())
+    return event_type
+
+
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory) -> str:
     """The vendor sandbox, a real HTTP server in its own process."""

@@ -6,22 +6,10 @@ import json
 
 import pytest
 
-from tests.factories import PURCHASE, event_type_make, route_make, source_make, webmarketer_connection_make
+from tests.factories import PURCHASE, event_type_make, source_make
 from tracking.models import Delivery, Event
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def token():
-    return source_make()[1]
-
-
-@pytest.fixture
-def contact_form():
-    event_type = event_type_make()
-    route_make(event_type, webmarketer_connection_make())
-    return event_type
 
 
 def post(client, body, token, path="/api/v1/events", raw=None):

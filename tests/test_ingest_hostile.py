@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.factories import event_type_make, route_make, source_make, webmarketer_connection_make
+from tests.factories import source_make
 from tracking.models import Delivery, Event
 from tracking.services import ingest
 from tracking.services.ingest import events_ingest
@@ -18,18 +18,6 @@ pytestmark = pytest.mark.django_db
 ONE, BATCH = "/api/v1/events", "/api/v1/events/batch"
 VALID = {"eventType": "contact-form", "data": {"email": "john@example.com", "message": "Call me"}}
 VALID_JSON = json.dumps(VALID)
-
-
-@pytest.fixture
-def token():
-    return source_make()[1]
-
-
-@pytest.fixture
-def contact_form():
-    event_type = event_type_make()
-    route_make(event_type, webmarketer_connection_make())
-    return event_type
 
 
 def post(client, raw: str | bytes, token: str, path: str = ONE, content_type: str = "application/json", **extra):

@@ -6,30 +6,15 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import respx
 from django.utils import timezone
 
-from tests.factories import event_type_make, route_make, source_make, webmarketer_connection_make
+from tests.factories import event_type_make, route_make, source_make
+from tests.services.conftest import EVENTS_URL, TOKEN, TOKEN_URL
 from tracking.models import Attempt, Delivery, VendorConnection
 from tracking.services import delivery as service
 from tracking.services.ingest import events_ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
-
-TOKEN_URL = "https://oauth.webmarketer.io/oidc/token"
-EVENTS_URL = "https://api.webmarketer.io/api/v1/events"
-
-
-@pytest.fixture
-def connection():
-    return webmarketer_connection_make(retry_base_seconds=10, retry_max_seconds=600)
-
-
-@pytest.fixture
-def vendor():
-    with respx.mock(assert_all_called=False) as mock:
-        mock.post(TOKEN_URL).mock(return_value=httpx.Response(200, json={"access_token": "tok-1", "expires_in": 3600}))
-        yield mock
 
 
 def ingest(connection, n=1):
@@ -61,7 +46,7 @@ def test_a_delivered_event_keeps_the_vendor_id_and_one_attempt(connection, vendo
     assert (attempt.method, attempt.url, attempt.response_status) == ("POST", EVENTS_URL, 200)
     assert attempt.response_body == '"wm-id-1"'
     assert f'"nonce": "{attempt.delivery.event.vendor_nonce}"' in attempt.request_body
-    assert vendor.calls.last.request.headers["Authorization"] == "Bearer tok-1"
+    assert vendor.calls.last.request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 def test_nothing_secret_reaches_the_attempt_records(connection, vendor):
@@ -72,7 +57,7 @@ def test_nothing_secret_reaches_the_attempt_records(connection, vendor):
     secret = connection.secrets["service_account"]["privateKey"]
     for attempt in Attempt.objects.all():
         text = " ".join([attempt.url, attempt.request_body, attempt.response_body, attempt.error])
-        assert "tok-1" not in text and secret[40:80] not in text
+        assert TOKEN not in text and secret[40:80] not in text
 
 
 def test_a_5xx_is_retried_later_with_backoff(connection, vendor):

@@ -19,8 +19,8 @@ from tests.factories import (
     event_type_make,
     route_make,
     vendor_connection_make,
-    webmarketer_connection_make,
 )
+from tests.services.conftest import EVENTS_URL, TOKEN
 from tracking.demo import PURCHASE_ROUTES, purchase_data
 from tracking.models import Attempt, Delivery, Event, LeadChange, LeadDelivery, Route, VendorConnection
 from tracking.services import delivery as service
@@ -30,27 +30,11 @@ from tracking.vendors.webmarketer import Webmarketer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
 
-TOKEN_URL = "https://oauth.webmarketer.io/oidc/token"
-EVENTS_URL = "https://api.webmarketer.io/api/v1/events"
 TRACIFY_URL = "https://api.tracify.ai/api/v1/events"
 LONE_SURROGATE = "\ud800"
 # PostgreSQL's jsonb refuses a lone surrogate outright; such an event can only exist on SQLite (or in a row
 # from before the check), so the tests that store one run there.
 sqlite_only = pytest.mark.skipif(db.vendor != "sqlite", reason="jsonb cannot hold a lone surrogate")
-
-
-@pytest.fixture
-def connection():
-    return webmarketer_connection_make(retry_base_seconds=10, retry_max_seconds=600)
-
-
-@pytest.fixture
-def vendor():
-    with respx.mock(assert_all_called=False) as mock:
-        mock.post(TOKEN_URL).mock(
-            return_value=httpx.Response(200, json={"access_token": "tok-secret-123456", "expires_in": 3600})
-        )
-        yield mock
 
 
 def contact(connection, datas: list[dict]) -> list[Event]:
@@ -361,7 +345,7 @@ def test_an_open_circuit_is_not_pushed_further_by_more_failures(connection):
 
 # -- P4: redact, then cut ---------------------------------------------------------------------------------------
 def test_a_secret_echoed_across_the_cut_never_shows_in_part(connection, vendor):
-    token = "tok-secret-123456"
+    token = TOKEN
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(400, text="x" * 1995 + token + "y" * 100))
     (event,) = contact(connection, [good(0)])
 
