@@ -31,6 +31,9 @@ class VendorConnection(models.Model):
     kind = models.CharField(max_length=20, choices=VendorKind.choices)
     name = models.CharField(max_length=100, unique=True)
     enabled = models.BooleanField(default=True)
+    paused = models.BooleanField(
+        default=False, help_text="Paused: deliveries are still queued and kept due, nothing is sent until resumed."
+    )
     base_url = models.URLField(help_text="API base, e.g. https://api.webmarketer.io/api/v1/")
     auth_url = models.URLField(blank=True, help_text="Token endpoint, where the vendor has one.")
     settings = models.JSONField(default=dict, blank=True, help_text="Vendor settings, e.g. project_id.")
@@ -267,6 +270,41 @@ class Attempt(Exchange):
     """One HTTP exchange with a vendor for one delivery, secrets redacted."""
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+
+
+class BulkReplay(models.Model):
+    """A replay of many deliveries run as a Celery job: what it selects, how far it got (resumable from
+    `cursor` after a worker restart), and who asked for it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    description = models.CharField(max_length=300, blank=True, help_text="What was selected, in words.")
+    criteria = models.JSONField(default=dict, help_text="The selection: delivery ids, or the event log's filters.")
+    include_delivered = models.BooleanField(
+        default=False, help_text="Delivered ones are sent again too (confirmed by the user, naming the vendors)."
+    )
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0, help_text="The last delivery id handled: a restart resumes after it.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"bulk replay #{self.pk} ({self.done + self.failed}/{self.total}, {self.status})"
 
 
 class AuditEntry(models.Model):
