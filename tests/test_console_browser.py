@@ -91,6 +91,6 @@ def test_marketing_filters_the_event_log_opens_an_event_and_replays_it(page, tra
 
     page.goto("/events/?q=p3@example.com")
     page.locator("#event-rows a").first.click()
-    page.click("text=Replay to every connection")
+    page.click("text=Replay the ones not delivered")
     expect(page.locator(".messages")).to_contain_text("1 deliveries queued again")
     expect(page.locator("table.grid tbody tr[id^=delivery-]")).to_have_count(2)

@@ -204,8 +204,9 @@ class EventAdmin(AppendOnlyMixin, admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Replay to their connections (same nonce)", permissions=["change"])
+    @admin.action(description="Replay the deliveries not delivered (same nonce)", permissions=["change"])
     def replay(self, request, queryset):
+        """Like the console's event-level replay: delivered ones are never sent again from here."""
         replayed, refused = 0, []
         for event in queryset:
             try:

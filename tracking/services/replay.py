@@ -1,15 +1,48 @@
 """Replay: send an event again as a new delivery generation, under the nonce of the latest generation at
-that connection (the vendor still sees one event; after a fix-and-replay, that is the fixed event)."""
+that connection (the vendor still sees one event; after a fix-and-replay, that is the fixed event).
+
+Replay never duplicates by accident: it targets the connections whose latest delivery is not `delivered`.
+Sending a delivered one again is an explicit choice (include_delivered), which the console confirms naming
+the vendors that do not drop a nonce they already hold. A latest delivery still due (pending, retrying) is
+superseded (cancelled) by the new generation, so the event is never owed twice; one being sent is left alone."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Delivery, Event, Route
+from ..models import Delivery, Event, Route, VendorConnection
+from ..vendors import vendor_class
 from .audit import audit_record
 from .delivery import connections_wake
 from .routes import route_deliveries_cancel  # noqa: F401 (importing routes connects its Route signals)
+
+
+def dedups_by_nonce(kind: str) -> bool:
+    """Whether the vendor of this kind drops an event whose nonce it already holds."""
+    try:
+        return vendor_class(kind).dedups_by_nonce
+    except LookupError:
+        return False
+
+
+def vendors_without_dedup(connections) -> list[str]:
+    """Names of the connections (with their vendor) that would hold a re-sent event twice, sorted."""
+    names = set()
+    for connection in connections:
+        if not dedups_by_nonce(connection.kind):
+            names.add(f"{connection.name} ({connection.get_kind_display()})")
+    return sorted(names)
+
+
+@dataclass
+class ReplayPlan:
+    """What a replay of one event would do: per connection, replay it or why not."""
+
+    replay: list[Delivery] = field(default_factory=list)  # the latest delivery at each connection to replay
+    skipped: list[str] = field(default_factory=list)
 
 
 def _replay_route(latest: Delivery, event: Event) -> tuple[Route | None, str]:
@@ -25,42 +58,95 @@ def _replay_route(latest: Delivery, event: Event) -> tuple[Route | None, str]:
     return route, ""
 
 
+def latest_deliveries(event: Event) -> dict[int, Delivery]:
+    """The latest generation of the event's delivery at each connection, by connection id."""
+    latest: dict[int, Delivery] = {}
+    for delivery in event.deliveries.select_related("route", "connection").order_by("connection_id", "-generation"):
+        latest.setdefault(delivery.connection_id, delivery)
+    return latest
+
+
+def delivery_replay_one(*, latest: Delivery, include_delivered: bool = False) -> tuple[Delivery | None, str]:
+    """A new generation after `latest` (the latest delivery of its event at its connection), or None and why
+    not. Call inside a transaction; the caller wakes the connection after commit."""
+    event = latest.event
+    name = latest.connection.name
+    if event.status != Event.Status.OK:
+        return None, f"{name}: an invalid event cannot be replayed (fix its data first)"
+    if latest.status == Delivery.Status.DELIVERED and not include_delivered:
+        return None, f"{name}: already delivered"
+    if latest.status == Delivery.Status.SENDING:
+        return None, f"{name}: being sent right now"
+    route, why = _replay_route(latest, event)
+    if route is None:
+        return None, why
+    if latest.status in Delivery.DUE_STATUSES:
+        # Still owed: the new generation takes its place. Conditional, so a run that claimed it meanwhile wins.
+        superseded = Delivery.objects.filter(pk=latest.pk, status__in=Delivery.DUE_STATUSES).update(
+            status=Delivery.Status.CANCELLED,
+            last_error=f"superseded by generation {latest.generation + 1} (replay)",
+        )
+        if not superseded:
+            return None, f"{name}: being sent right now"
+    now = timezone.now()
+    created = Delivery.objects.create(
+        event=event,
+        connection_id=latest.connection_id,
+        route=route,
+        generation=latest.generation + 1,
+        # The latest generation's: after a fix-and-replay the event's own nonce is the trashed one's.
+        nonce=latest.nonce or event.vendor_nonce,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    return created, ""
+
+
 @transaction.atomic
-def event_replay(*, event: Event, user=None, connection_ids: list[int] | None = None) -> list[Delivery]:
-    """A new generation of delivery for each connection the event went to (or the ones named), under the
-    latest generation's route and nonce. Connections without an enabled route are left out (a delivery
-    never goes unmapped); ValueError when that leaves nothing to replay."""
+def event_replay(
+    *, event: Event, user=None, connection_ids: list[int] | None = None, include_delivered: bool = False
+) -> list[Delivery]:
+    """A new generation of delivery for each connection the event went to (or the ones named) whose latest
+    delivery is not delivered (delivered ones too with include_delivered), under the latest generation's
+    route and nonce. ValueError when that leaves nothing to replay (with why)."""
     if event.status != Event.Status.OK:
         raise ValueError("an invalid event cannot be replayed: fix its data first")
-    latest_by_connection: dict[int, Delivery] = {}
-    for delivery in event.deliveries.select_related("route", "connection").order_by("connection_id", "-generation"):
-        latest_by_connection.setdefault(delivery.connection_id, delivery)
-    now = timezone.now()
     created, skipped = [], []
-    for connection_id, latest in sorted(latest_by_connection.items()):
+    for connection_id, latest in sorted(latest_deliveries(event).items()):
         if connection_ids is not None and connection_id not in connection_ids:
             continue
-        route, why = _replay_route(latest, event)
-        if route is None:
+        latest.event = event
+        new, why = delivery_replay_one(latest=latest, include_delivered=include_delivered)
+        if new is None:
             skipped.append(why)
-            continue
-        created.append(
-            Delivery.objects.create(
-                event=event,
-                connection_id=connection_id,
-                route=route,
-                generation=latest.generation + 1,
-                # The latest generation's: after a fix-and-replay the event's own nonce is the trashed one's.
-                nonce=latest.nonce or event.vendor_nonce,
-                created_at=now,
-                next_attempt_at=now,
-            )
-        )
-    if skipped and not created:
-        raise ValueError("nothing to replay: " + "; ".join(skipped))
+        else:
+            created.append(new)
+    if not created:
+        raise ValueError("nothing to replay: " + ("; ".join(skipped) or "no delivery"))
     details: dict = {"deliveries": [d.pk for d in created]}
+    resent = [d.connection.name for d in created if d.generation and _was_delivered(d)]
+    if resent:
+        details["delivered_sent_again"] = sorted(resent)
     if skipped:
         details["not_replayed"] = skipped
     audit_record(user=user, action="event.replay", target=event, details=details)
     connections_wake({d.connection_id for d in created})
     return created
+
+
+def _was_delivered(new: Delivery) -> bool:
+    return Delivery.objects.filter(
+        event_id=new.event_id,
+        connection_id=new.connection_id,
+        generation=new.generation - 1,
+        status=Delivery.Status.DELIVERED,
+    ).exists()
+
+
+def delivered_connections(event: Event, connection_ids: list[int] | None = None) -> list[VendorConnection]:
+    """Connections where the event's latest delivery is delivered (what include_delivered would send again)."""
+    return [
+        d.connection
+        for cid, d in sorted(latest_deliveries(event).items())
+        if d.status == Delivery.Status.DELIVERED and (connection_ids is None or cid in connection_ids)
+    ]

@@ -268,6 +268,9 @@ class Vendor:
     label: ClassVar[str] = ""
     # Events one request may carry (Tracify lists, Acquia up to 10 per entity); 1 = one request each.
     max_events_per_request: ClassVar[int] = 1
+    # Whether the vendor drops an event whose nonce it already holds: re-sending a delivered event to a
+    # vendor that does not would store it twice, so the console asks before doing it.
+    dedups_by_nonce: ClassVar[bool] = False
     required_settings: ClassVar[tuple[str, ...]] = ()
     required_secrets: ClassVar[tuple[str, ...]] = ()
 

@@ -72,6 +72,7 @@ def event_body(project_id: str, event: OutgoingEvent) -> dict[str, Any]:
 class Webmarketer(Vendor):
     kind = "webmarketer"
     label = "Webmarketer"
+    dedups_by_nonce = True  # Reference: an event whose nonce the project already holds is not stored again
     required_settings = ("project_id",)
     required_secrets = ("service_account",)
 

@@ -17,7 +17,7 @@ from ..context_processors import console_nav
 from ..models import Delivery, Event, EventType, VendorKind
 from ..selectors import events_filter, keyset_page
 from ..services import webmarketer
-from ..services.replay import event_replay
+from ..services.replay import event_replay, vendors_without_dedup
 from ..vendors.base import storable
 from .base import HtmxHttpRequest, day_bound, permission_required
 
@@ -86,40 +86,98 @@ def _data_json(event: Event) -> str:
         return shown(f"(nested too deeply to show formatted; as stored:)\n{raw}")
 
 
-@require_GET
-@permission_required("tracking.view_event")
-def event_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
-    event = get_object_or_404(Event.objects.select_related("event_type", "source").defer("data"), uuid=uuid)
-    deliveries = (
+def _deliveries_context(request: HtmxHttpRequest, event: Event) -> dict:
+    """What the deliveries section needs: the rows (attempts prefetched), which are the latest per connection
+    (those get a replay button), whether one is still owed (the section polls then)."""
+    deliveries = list(
         event.deliveries.select_related("connection")
         .prefetch_related("attempt_set")
         .order_by("connection__name", "generation")
     )
+    latest = {d.connection_id: d for d in deliveries}  # ordered by generation within a connection: the last wins
+    return {
+        "event": event,
+        "deliveries": deliveries,
+        "latest_ids": {d.pk for d in latest.values()},
+        "undelivered": any(d.status != Delivery.Status.DELIVERED for d in latest.values()),
+        "in_flight": any(d.status in IN_FLIGHT for d in latest.values()),
+        "can_replay": request.user.has_perm("tracking.change_event") and event.status == Event.Status.OK,
+        "webmarketer": VendorKind.WEBMARKETER,
+    }
+
+
+IN_FLIGHT = (Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.RETRYING)
+
+
+@require_GET
+@permission_required("tracking.view_event")
+def event_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
+    event = get_object_or_404(Event.objects.select_related("event_type", "source").defer("data"), uuid=uuid)
     return render(
         request,
         "tracking/events/detail.html",
         {
-            "event": event,
+            **_deliveries_context(request, event),
             "errors": shown(event.errors),
             "data_json": _data_json(event),
-            "deliveries": deliveries,
-            "webmarketer": VendorKind.WEBMARKETER,
             "trashed": event.trashed.select_related("connection"),
         },
     )
 
 
+@require_GET
+@permission_required("tracking.view_event")
+def event_deliveries(request: HtmxHttpRequest, uuid) -> HttpResponse:
+    """The deliveries section alone (polled while one is owed, and after a replay)."""
+    event = get_object_or_404(Event.objects.defer("data"), uuid=uuid)
+    return render(request, "tracking/events/_deliveries.html", _deliveries_context(request, event))
+
+
 @require_POST
-@permission_required("tracking.change_event")
+@permission_required("tracking.view_event", "tracking.change_event")
 def event_replay_view(request: HtmxHttpRequest, uuid) -> HttpResponse:
-    event = get_object_or_404(Event, uuid=uuid)
-    try:
-        created = event_replay(event=event, user=request.user)
-    except ValueError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Replayed: {len(created)} deliveries queued again (same nonce).")
-    return redirect(reverse("console:event-detail", args=[event.uuid]))
+    """Replay the deliveries not delivered; with `delivery`, only that one's connection. A delivered one is sent
+    again only with `confirm`, after a confirmation naming the vendors that would hold it twice."""
+    event = get_object_or_404(Event.objects.defer("data"), uuid=uuid)
+    notes: list[tuple[str, str]] = []
+    confirm = None
+    connection_ids = None
+    include_delivered = False
+    if pk := request.POST.get("delivery", ""):
+        delivery = get_object_or_404(
+            Delivery.objects.select_related("connection"), pk=pk if pk.isdigit() else 0, event=event
+        )
+        connection_ids = [delivery.connection_id]
+        include_delivered = request.POST.get("confirm") == "1"
+        if delivery.status == Delivery.Status.DELIVERED and not include_delivered:
+            confirm = {
+                "delivery": delivery,
+                "names": [delivery.connection.name],
+                "without_dedup": vendors_without_dedup([delivery.connection]),
+            }
+    if confirm is None:
+        try:
+            created = event_replay(
+                event=event, user=request.user, connection_ids=connection_ids, include_delivered=include_delivered
+            )
+        except ValueError as exc:
+            notes.append(("error", str(exc)))
+        else:
+            names = ", ".join(sorted({d.connection.name for d in created}))
+            notes.append(("success", f"Replayed: {len(created)} deliveries queued again (same nonce): {names}."))
+    if not request.htmx:
+        for level, text in notes:
+            getattr(messages, level)(request, text)
+        if confirm is None:
+            return redirect(reverse("console:event-detail", args=[event.uuid]))
+    context = {**_deliveries_context(request, event), "replay_messages": notes, "confirm": confirm}
+    if not request.htmx:
+        return render(
+            request,
+            "tracking/events/detail.html",
+            {**context, "errors": shown(event.errors), "data_json": _data_json(event), "trashed": event.trashed.all()},
+        )
+    return render(request, "tracking/events/_deliveries.html", context)
 
 
 @require_GET
