@@ -64,3 +64,14 @@ def test_auditors_see_no_replay_button_and_cannot_replay(client, event):
 def test_sales_cannot_open_the_deliveries_part(client, event):
     client.force_login(user_make("Sales"))
     assert client.get(f"/events/{event.uuid}/deliveries").status_code == 403
+
+
+def test_the_admin_replay_action_leaves_delivered_ones_alone(client, event):
+    client.force_login(user_make("Marketing", is_staff=True))
+
+    response = client.post(
+        "/admin/tracking/event/", {"action": "replay", "_selected_action": [event.pk], "index": 0}, follow=True
+    )
+
+    assert "1 deliveries queued again." in response.content.decode()
+    assert list(Delivery.objects.filter(generation=1).values_list("connection__kind", flat=True)) == ["algonomy"]
