@@ -167,7 +167,18 @@ def test_a_batch_repeating_a_nonce_stores_it_once(client, token, contact_form):
     body = post(client, {"events": items}, token, path="/api/v1/events/batch").json()
 
     assert [e["status"] for e in body["events"]] == ["accepted", "duplicate"]
+    assert (body["accepted"], body["duplicate"], body["invalid"]) == (1, 1, 0)
     assert Event.objects.count() == 1
+
+
+def test_a_batch_sent_again_is_all_duplicates_and_still_202(client, token, contact_form):
+    items = [{**VALID, "nonce": "a"}, {**VALID, "nonce": "b"}]
+    post(client, {"events": items}, token, path="/api/v1/events/batch")
+
+    response = post(client, {"events": items}, token, path="/api/v1/events/batch")
+
+    assert response.status_code == 202
+    assert (response.json()["accepted"], response.json()["duplicate"]) == (0, 2)
 
 
 @pytest.mark.parametrize("body", [{}, {"events": []}, {"events": "x"}])

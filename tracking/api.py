@@ -15,6 +15,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .errors import where
+from .models import EventType
+from .openapi import openapi_document as build_openapi
 from .schema import MAX_DEPTH, TOO_DEEP, json_float, json_int
 from .services.ingest import events_ingest, source_authenticate
 
@@ -228,171 +230,20 @@ def event_batch_create(request: HttpRequest) -> JsonResponse:
     if len(items) > settings.INGEST_MAX_BATCH:
         raise BadRequest(413, f"{len(items)} events; a batch holds at most {settings.INGEST_MAX_BATCH}")
     results = events_ingest(source=source, items=items)
-    accepted = sum(1 for r in results if r.accepted)
-    answer = {"accepted": accepted, "invalid": len(results) - accepted, "events": [r.as_dict() for r in results]}
-    if not accepted:
+    # accepted and invalid count new events only; a nonce seen before (or twice in the batch) is a duplicate.
+    duplicate = sum(1 for r in results if r.duplicate)
+    accepted = sum(1 for r in results if r.accepted and not r.duplicate)
+    answer = {
+        "accepted": accepted,
+        "duplicate": duplicate,
+        "invalid": len(results) - accepted - duplicate,
+        "events": [r.as_dict() for r in results],
+    }
+    if not any(r.accepted for r in results):
         # None accepted: 422 (all kept as invalid), with an error like every other refusal.
         return JsonResponse({"error": "no event of the batch was accepted; each says why", **answer}, status=422)
     # Some accepted: 202 with per-event statuses.
     return JsonResponse(answer, status=202)
-
-
-_TEXT = "No NUL (\\u0000) and no lone UTF-16 surrogate (\\ud800-\\udfff), here or anywhere in the event"
-_EVENT = {
-    "type": "object",
-    "required": ["eventType", "data"],
-    "additionalProperties": False,
-    "properties": {
-        "eventType": {
-            "type": "string",
-            "maxLength": 200,
-            "description": f"Event type reference, e.g. contact-form. {_TEXT}.",
-        },
-        "data": {
-            "type": "object",
-            "description": "Must match the event type's fields (by ingestionKey). Objects and arrays nest at most "
-            f"{MAX_DEPTH} levels counting the event itself; numbers fit in a double (±1.8e308; 1e400 is refused).",
-        },
-        "eventDate": {
-            "type": "string",
-            "format": "date-time",
-            "description": "RFC3339; UTC if no offset; must fall within years 1 to 9999 once converted to UTC",
-        },
-        "trackerId": {"type": "string", "maxLength": 200},
-        "nonce": {
-            "type": "string",
-            "maxLength": 200,
-            "description": "Dedup key, per source (the same nonce from another source is another event); "
-            "generated if absent",
-        },
-    },
-}
-_RESULT = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "nonce": {"type": "string"},
-        "status": {"type": "string", "enum": ["accepted", "duplicate", "invalid"]},
-        "errors": {
-            "type": "array",
-            "description": "Why the event is invalid; field is a path such as eventType, nonce or data.first_name",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}, "value": {}},
-            },
-        },
-    },
-}
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
-
-
-def _responses(ok: dict) -> dict:
-    def js(schema: dict) -> dict:
-        return {"application/json": {"schema": schema}}
-
-    limit, batch = settings.INGEST_MAX_BODY_BYTES, settings.INGEST_MAX_BATCH
-    invalid = {"allOf": [ok, _ERROR]}
-    return {
-        "202": {"description": "Accepted (stored, deliveries queued)", "content": js(ok)},
-        "400": {
-            "description": "Malformed JSON (NaN and Infinity included), not UTF-8, not valid gzip, wrong body "
-            "shape, or nesting too deep to read at all",
-            "content": js(_ERROR),
-        },
-        "401": {"description": "Missing or wrong source token", "content": js(_ERROR)},
-        "405": {"description": "Any method but POST", "content": js(_ERROR)},
-        "411": {
-            "description": "No Content-Length, and the server cannot tell where a chunked body ends",
-            "content": js(_ERROR),
-        },
-        "413": {
-            "description": f"Body over {limit} bytes (as sent, and again once gunzipped) or batch over {batch} events",
-            "content": js(_ERROR),
-        },
-        "415": {
-            "description": "Content-Type other than application/json (charset, if any, utf-8) or "
-            "Content-Encoding other than identity or gzip",
-            "content": js(_ERROR),
-        },
-        "422": {
-            "description": "Nothing accepted: unknown event type, schema violation or a value no vendor takes "
-            f"(NUL, lone surrogate, number past a double, nesting past {MAX_DEPTH} levels, eventType, trackerId "
-            "or nonce over 200 characters, an eventDate out of range in UTC). The event is kept as invalid "
-            "(with the offending strings as their visible escapes) and its errors name each field.",
-            "content": js(invalid),
-        },
-    }
-
-
-def _request(schema: dict) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-_ENCODING = {
-    "name": "Content-Encoding",
-    "in": "header",
-    "required": False,
-    "description": "identity or gzip; anything else is a 415. Without Content-Length, a chunked body is read.",
-    "schema": {"type": "string", "enum": ["identity", "gzip"]},
-}
-
-
-def openapi_document() -> dict:
-    """The OpenAPI 3 document of the ingest API, with the limits in force."""
-    limit, batch = settings.INGEST_MAX_BODY_BYTES, settings.INGEST_MAX_BATCH
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Event hub ingest API",
-            "version": "1.1.0",
-            "description": f"Limits: body {limit} bytes (also once gunzipped), {batch} events per batch, "
-            f"nesting {MAX_DEPTH} levels per event, eventType / trackerId / nonce 200 characters. Every error "
-            "answer is JSON with an error key. In a batch, each event is answered by itself: an invalid one is "
-            "kept as invalid and the others are stored.",
-        },
-        "components": {
-            "securitySchemes": {"source": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Event": _EVENT, "Result": _RESULT, "Error": _ERROR},
-        },
-        "security": [{"source": []}],
-        "paths": {
-            "/api/v1/events": {
-                "post": {
-                    "summary": "Post one event",
-                    "operationId": "event_create",
-                    "parameters": [_ENCODING],
-                    "requestBody": _request(_EVENT),
-                    "responses": _responses(_RESULT),
-                }
-            },
-            "/api/v1/events/batch": {
-                "post": {
-                    "summary": f"Post up to {batch} events; 202 if any was accepted, with a status per event",
-                    "operationId": "event_batch_create",
-                    "parameters": [_ENCODING],
-                    "requestBody": _request(
-                        {
-                            "type": "object",
-                            "required": ["events"],
-                            "properties": {
-                                "events": {"type": "array", "minItems": 1, "maxItems": batch, "items": _EVENT}
-                            },
-                        }
-                    ),
-                    "responses": _responses(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "accepted": {"type": "integer"},
-                                "invalid": {"type": "integer"},
-                                "events": {"type": "array", "items": _RESULT},
-                            },
-                        }
-                    ),
-                }
-            },
-        },
-    }
 
 
 def openapi(request: HttpRequest) -> JsonResponse:
@@ -401,4 +252,14 @@ def openapi(request: HttpRequest) -> JsonResponse:
         response = _error(405, f"method {request.method} is not allowed here; use GET")
         response["Allow"] = "GET, HEAD"
         return response
-    return JsonResponse(openapi_document())
+    return JsonResponse(openapi_document(server_url=request.build_absolute_uri("/").rstrip("/") or None))
+
+
+def openapi_document(*, server_url: str | None = None) -> dict:
+    """The OpenAPI 3 document of the ingest API: the limits in force, a schema per (unarchived) event type."""
+    return build_openapi(
+        event_types=list(EventType.objects.filter(archived_at__isnull=True).order_by("reference")),
+        limit=settings.INGEST_MAX_BODY_BYTES,
+        batch=settings.INGEST_MAX_BATCH,
+        server_url=server_url,
+    )

@@ -31,9 +31,12 @@ class IngestResult:
         return self.event.status == Event.Status.OK
 
     def as_dict(self) -> dict[str, Any]:
+        # A nonce refused (too long, NUL, surrogate) was replaced by a generated one the caller never sent:
+        # answer null rather than a nonce that would read as theirs; the errors name the nonce.
+        refused = any(e.get("field") == "nonce" for e in self.event.errors or [])
         body: dict[str, Any] = {
             "id": str(self.event.uuid),
-            "nonce": self.event.nonce,
+            "nonce": None if refused else self.event.nonce,
             "status": "duplicate" if self.duplicate else ("accepted" if self.accepted else "invalid"),
         }
         if self.event.status == Event.Status.INVALID:
@@ -124,6 +127,9 @@ def _prepare(item: Any, problems: list[FieldError], event_types: dict[str, Event
         nonce = str(uuid.uuid4())
     elif isinstance(nonce, str | int) and not isinstance(nonce, bool) and len(str(nonce)) <= MAX_TEXT:
         nonce = str(nonce)
+    elif isinstance(nonce, str | int) and not isinstance(nonce, bool):
+        errors.append(FieldError("nonce", f"is longer than {MAX_TEXT} characters ({len(str(nonce))})", nonce))
+        nonce = str(uuid.uuid4())
     else:
         errors.append(FieldError("nonce", f"must be a string of at most {MAX_TEXT} characters", nonce))
         nonce = str(uuid.uuid4())
