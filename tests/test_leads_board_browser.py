@@ -63,3 +63,9 @@ def test_the_search_and_the_filters_still_reload_the_table(page, leads):
     page.select_option("select[name=state]", "qualified")
     expect(rows).to_have_count(1)
     expect(rows).to_contain_text("Lead2")
+
+
+def test_the_board_shows_no_template_comment(page, leads):
+    user_make("Sales", password="pw-sales")
+    console_login(page, "sales", "pw-sales")
+    expect(page.locator("main")).not_to_contain_text("hx-sync")
