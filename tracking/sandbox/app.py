@@ -202,12 +202,16 @@ def create_app(state_file: Path | None = None) -> Starlette:
         return JSONResponse({"ok": True})
 
     async def faults(request: Request) -> Response:
-        if request.method == "POST":
+        """GET the fault set; POST replaces it (what is not named is off); PATCH changes only what it names."""
+        if request.method in ("POST", "PATCH"):
             body = await request.json()
+            if not isinstance(body, dict):
+                return JSONResponse({"error": "body must be an object of fault settings"}, status_code=400)
             unknown = set(body) - set(asdict(Faults()))
             if unknown:
                 return JSONResponse({"error": f"unknown fault settings: {sorted(unknown)}"}, status_code=400)
-            state.faults = Faults(**{**asdict(Faults()), **body})
+            base = asdict(state.faults) if request.method == "PATCH" else asdict(Faults())
+            state.faults = Faults(**{**base, **body})
         return JSONResponse(asdict(state.faults))
 
     async def reset(request: Request) -> Response:
@@ -224,7 +228,7 @@ def create_app(state_file: Path | None = None) -> Starlette:
 
     routes = [
         Route("/__sandbox__/health", health),
-        Route("/__sandbox__/faults", faults, methods=["GET", "POST"]),
+        Route("/__sandbox__/faults", faults, methods=["GET", "POST", "PATCH"]),
         Route("/__sandbox__/reset", reset, methods=["POST"]),
         Route("/__sandbox__/received", received),
     ]
