@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -220,3 +220,67 @@ def lead_rows(events: list[Event], *, history: bool = False) -> list[LeadRow]:
             )
         )
     return rows
+
+
+# -- connection health ---------------------------------------------------------------------------------------
+@dataclass
+class ConnectionHealth:
+    """How a connection did over the last hour, from its attempts, and what it still owes now."""
+
+    attempts: int = 0
+    failures: int = 0  # attempts not delivered (retry or failed)
+    last_success: datetime | None = None
+    p95_ms: int | None = None
+    due: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failures / self.attempts if self.attempts else None
+
+    @property
+    def error_percent(self) -> str:
+        rate = self.error_rate
+        return "—" if rate is None else f"{rate * 100:.0f} %"
+
+
+def attempts_window_floor(since: datetime) -> int:
+    """The id attempts of the window start after: the newest attempt started before `since`. Ids follow send
+    order, so walking the primary key back from the newest row stops after the window's rows (Attempt has no
+    index on started_at; this reads as many rows as the window holds, never the whole log)."""
+    from .models import Attempt
+
+    before = Attempt.objects.filter(started_at__lt=since).order_by("-pk").values_list("pk", flat=True).first()
+    return before or 0
+
+
+def connections_health(connection_ids: list[int], *, now: datetime | None = None) -> dict[int, ConnectionHealth]:
+    """Health of each connection: attempts, failures, last success and p95 latency of the last hour (one
+    aggregate over the window's attempts, plus one indexed probe per connection for the p95), and deliveries due
+    now (the delivery_due_now partial index)."""
+    from django.db.models import Count, Max
+    from django.utils import timezone
+
+    from .models import Attempt, Delivery
+    from .services.delivery import due_now
+
+    now = now or timezone.now()
+    since = now - timedelta(hours=1)
+    health = {pk: ConnectionHealth() for pk in connection_ids}
+    window = Attempt.objects.filter(
+        pk__gt=attempts_window_floor(since), started_at__gte=since, delivery__connection_id__in=connection_ids
+    ).order_by()
+    delivered = Q(outcome=Attempt.Outcome.DELIVERED)
+    for row in window.values("delivery__connection_id").annotate(
+        n=Count("pk"), bad=Count("pk", filter=~delivered), last=Max("started_at", filter=delivered)
+    ):
+        item = health[row["delivery__connection_id"]]
+        item.attempts, item.failures, item.last_success = row["n"], row["bad"], row["last"]
+    for pk, item in health.items():
+        if item.attempts:
+            rank = max(0, -(-95 * item.attempts // 100) - 1)  # nearest-rank p95
+            durations = window.filter(delivery__connection_id=pk).order_by("duration_ms")
+            item.p95_ms = durations.values_list("duration_ms", flat=True)[rank : rank + 1].first()
+    due = due_now(Delivery, now).filter(connection_id__in=connection_ids).values("connection_id")
+    for row in due.annotate(n=Count("pk")):
+        health[row["connection_id"]].due = row["n"]
+    return health

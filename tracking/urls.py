@@ -22,6 +22,10 @@ console = [
     path("connections/new/", connections.connection_new, name="connection-new"),
     path("connections/<int:pk>/", connections.connection_edit, name="connection-edit"),
     path("connections/<int:pk>/test", connections.connection_test_view, name="connection-test"),
+    path("connections/<int:pk>/pause", connections.connection_pause_view, name="connection-pause"),
+    path(
+        "connections/<int:pk>/circuit-reset", connections.connection_circuit_reset_view, name="connection-circuit-reset"
+    ),
     path("leads/", leads.lead_list, name="lead-list"),
     path("leads/<uuid:uuid>/", leads.lead_detail, name="lead-detail"),
     path("leads/<uuid:uuid>/changes", leads.lead_change, name="lead-change"),

@@ -225,3 +225,37 @@ def _test(connection: VendorConnection) -> TestReport:
             "accepts them.",
         )
     return TestReport(True, f"Authenticated with {label}: an access token was issued.")
+
+
+# -- operations: pause / resume, circuit reset -----------------------------------------------------------------
+@transaction.atomic
+def connection_pause_set(*, connection: VendorConnection, paused: bool, user=None) -> bool:
+    """Pause (its deliveries stay due, nothing is sent) or resume (the dispatchers wake and drain what is due).
+    Returns whether it changed; audited when it did."""
+    from ..models import VendorKind
+    from .delivery import connections_wake
+
+    changed = VendorConnection.objects.filter(pk=connection.pk, paused=not paused).update(paused=paused)
+    connection.paused = paused
+    if not changed:
+        return False
+    audit_record(user=user, action="connection.pause" if paused else "connection.resume", target=connection)
+    if not paused:
+        connections_wake([connection.pk])
+        if connection.kind == VendorKind.WEBMARKETER:
+            from ..tasks import dispatch_lead_changes
+
+            transaction.on_commit(lambda: dispatch_lead_changes.delay(connection.pk))
+    return True
+
+
+@transaction.atomic
+def connection_circuit_reset(*, connection: VendorConnection, user=None) -> None:
+    """Close the circuit now (staff know the vendor is back) and wake the dispatcher; audited."""
+    from .delivery import connections_wake
+
+    before = {"failures": connection.circuit_failures, "open": connection.circuit_open}
+    VendorConnection.objects.filter(pk=connection.pk).update(circuit_failures=0, circuit_open_until=None)
+    connection.circuit_failures, connection.circuit_open_until = 0, None
+    audit_record(user=user, action="connection.circuit_reset", target=connection, details={"before": before})
+    connections_wake([connection.pk])

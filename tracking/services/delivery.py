@@ -500,7 +500,8 @@ def connection_dispatch(*, connection_id: int) -> int:
     """Claim and send one batch of a connection's due deliveries; returns how many were claimed. The run is
     time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted."""
     connection = VendorConnection.objects.filter(pk=connection_id, enabled=True).first()
-    if connection is None or connection.circuit_open:
+    # Paused: its deliveries stay due, nothing is sent until it is resumed (which wakes this again).
+    if connection is None or connection.circuit_open or connection.paused:
         return 0
     deadline = run_deadline(connection)
     claimed = deliveries_claim(connection_id=connection_id, limit=dispatch_limit(connection))
@@ -585,10 +586,12 @@ def sending_take_back(model: type[Delivery] | type[LeadDelivery], *, now: dateti
 
 
 def connections_due(model: type[Delivery] | type[LeadDelivery], *, now: datetime) -> list[int]:
-    """Enabled connections with rows of `model` due now, leaving out those whose circuit is open. Uses the
-    due-now partial index (delivery_due_now, lead_delivery_due_now)."""
+    """Enabled, unpaused connections with rows of `model` due now, leaving out those whose circuit is open. Uses
+    the due-now partial index (delivery_due_now, lead_delivery_due_now)."""
     due = set(due_now(model, now).values_list("connection_id", flat=True).distinct())
-    usable = VendorConnection.objects.filter(pk__in=due, enabled=True).exclude(circuit_open_until__gt=now)
+    usable = VendorConnection.objects.filter(pk__in=due, enabled=True, paused=False).exclude(
+        circuit_open_until__gt=now
+    )
     return sorted(usable.values_list("pk", flat=True))
 
 

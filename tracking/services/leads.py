@@ -488,7 +488,7 @@ def lead_changes_dispatch(*, connection_id: int) -> int:
     started = _clock()
     budget = settings.HUB_STUCK_AFTER_SECONDS * settings.HUB_RUN_SHARE
     connection = VendorConnection.objects.filter(pk=connection_id, enabled=True, kind=VendorKind.WEBMARKETER).first()
-    if connection is None or connection.circuit_open:
+    if connection is None or connection.circuit_open or connection.paused:  # paused: changes stay due
         return 0
     claimed = {d.pk: d for d in lead_deliveries_claim(connection_id=connection_id, limit=connection.batch_size)}
     if not claimed:

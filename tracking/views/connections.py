@@ -13,14 +13,24 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ..connection_forms import SPECS, ConnectionForm, kind_choices
 from ..models import VendorConnection
-from ..services.connections import connection_create, connection_test, connection_update
+from ..selectors import connections_health
+from ..services.connections import (
+    connection_circuit_reset,
+    connection_create,
+    connection_pause_set,
+    connection_test,
+    connection_update,
+)
 from .base import HtmxHttpRequest, form_errors_add, permission_required
 
 
 @require_GET
 @permission_required("tracking.view_vendorconnection")
 def connection_list(request: HtmxHttpRequest) -> HttpResponse:
-    connections = VendorConnection.objects.annotate(route_count=Count("routes")).order_by("name")
+    connections = list(VendorConnection.objects.annotate(route_count=Count("routes")).order_by("name"))
+    health = connections_health([c.pk for c in connections])
+    for connection in connections:
+        connection.health = health[connection.pk]
     return render(request, "tracking/connections/list.html", {"connections": connections})
 
 
@@ -79,6 +89,7 @@ def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "can_edit": can_edit,
         "routes": connection.routes.select_related("event_type").order_by("event_type__reference"),
     }
+    connection.health = connections_health([connection.pk])[connection.pk]
     return render(request, "tracking/connections/edit.html", context)
 
 
@@ -92,3 +103,33 @@ def connection_test_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.add_message(request, messages.SUCCESS if report.ok else messages.ERROR, report.message)
         return redirect(reverse("console:connection-edit", args=[connection.pk]))
     return render(request, "tracking/connections/_test.html", {"report": report, "connection": connection})
+
+
+def _ops_answer(request: HtmxHttpRequest, connection: VendorConnection, note: str) -> HttpResponse:
+    """The connection's operations box again (HTMX), or back to where the user was."""
+    if not request.htmx:
+        messages.success(request, note)
+        return redirect(request.POST.get("next") or reverse("console:connection-edit", args=[connection.pk]))
+    connection.health = connections_health([connection.pk])[connection.pk]
+    return render(request, "tracking/connections/_ops.html", {"connection": connection, "ops_note": note})
+
+
+@require_POST
+@permission_required("tracking.view_vendorconnection", "tracking.change_vendorconnection")
+def connection_pause_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Pause (send nothing, keep deliveries due) or resume (drain them): `paused` is "1" or "0"."""
+    connection = get_object_or_404(VendorConnection, pk=pk)
+    paused = request.POST.get("paused") == "1"
+    connection_pause_set(connection=connection, paused=paused, user=request.user)
+    note = (
+        f"{connection.name} paused: nothing is sent, deliveries stay due." if paused else f"{connection.name} resumed."
+    )
+    return _ops_answer(request, connection, note)
+
+
+@require_POST
+@permission_required("tracking.view_vendorconnection", "tracking.change_vendorconnection")
+def connection_circuit_reset_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(VendorConnection, pk=pk)
+    connection_circuit_reset(connection=connection, user=request.user)
+    return _ops_answer(request, connection, f"Circuit of {connection.name} closed: sending resumes.")
