@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from .models import Event, EventType, LeadChange, LeadDelivery
+from .models import Delivery, Event, EventType, LeadChange, LeadDelivery, TrashedEvent
 
 
 @dataclass
@@ -73,6 +73,48 @@ def events_filter(
             match |= Q(uuid=uuid.UUID(q))
         events = events.filter(match)
     return events
+
+
+@dataclass
+class DeliveryBadge:
+    """Where an event stands at one connection, for the log's compact badges."""
+
+    connection: str
+    status: str  # a Delivery status, or "trashed" (Webmarketer trashed it and nobody resolved that yet)
+    label: str
+
+    MARKS = {"delivered": "✓", "failed": "✗", "trashed": "trashed", "cancelled": "–"}
+
+    @property
+    def mark(self) -> str:
+        return self.MARKS.get(self.status, "…")
+
+
+def event_delivery_badges(events: list[Event]) -> None:
+    """Give each event `delivery_badges`: one per connection, its latest generation (a trashed one as trashed),
+    read for all the events in two queries."""
+    ids = [e.pk for e in events]
+    latest: dict[tuple[int, int], Delivery] = {}
+    deliveries = (
+        Delivery.objects.filter(event_id__in=ids)
+        .select_related("connection")
+        .only("event_id", "connection__name", "generation", "status")
+        .order_by("event_id", "connection__name", "connection_id", "generation")
+    )
+    for delivery in deliveries:
+        latest[delivery.event_id, delivery.connection_id] = delivery  # ordered by generation: the last wins
+    trashed = set(
+        TrashedEvent.objects.filter(event_id__in=ids, resolved=False).values_list("event_id", "connection_id")
+    )
+    by_event: dict[int, list[DeliveryBadge]] = {}
+    for (event_id, connection_id), delivery in latest.items():
+        if (event_id, connection_id) in trashed:
+            badge = DeliveryBadge(delivery.connection.name, "trashed", "in Webmarketer's trash")
+        else:
+            badge = DeliveryBadge(delivery.connection.name, delivery.status, delivery.get_status_display())
+        by_event.setdefault(event_id, []).append(badge)
+    for event in events:
+        event.delivery_badges = by_event.get(event.pk, [])
 
 
 # -- the lead board ------------------------------------------------------------------------------------------

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import respx
+from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
 from httpx import Response
 
-from tests.factories import event_type_make, route_make, source_make, user_make, webmarketer_connection_make
+from tests.factories import (
+    event_type_make,
+    route_make,
+    source_make,
+    user_make,
+    vendor_connection_make,
+    webmarketer_connection_make,
+)
 from tracking.models import Attempt, Delivery, TrashedEvent
 from tracking.services.ingest import events_ingest
 
@@ -144,7 +155,7 @@ def test_a_raw_event_webmarketer_does_not_know_is_explained(client, routed):
 
 def test_home_sends_each_role_to_its_first_page(client):
     client.force_login(user_make("Auditor"))
-    assert client.get("/").url == "/events/"
+    assert client.get("/").url == "/dashboard/"
     client.force_login(user_make("Sales"))
     assert client.get("/").url == "/leads/"
     client.force_login(user_make(username="nobody"))
@@ -184,3 +195,75 @@ def test_the_event_detail_shows_each_attempt_with_the_vendors_answer(client, rou
 
     assert "1 attempt<" in html and "https://api.webmarketer.io/api/v1/events" in html
     assert "HTTP 503: try later" in html and "try later&quot;}" in html
+
+
+# -- the log's delivery badges -------------------------------------------------------------------------------
+def badges(response, event) -> list[tuple[str, str]]:
+    """(connection, status) of the badges in the event's log row."""
+    (row,) = [e for e in response.context["page"].items if e.pk == event.pk]
+    return [(b.connection, b.status) for b in row.delivery_badges]
+
+
+@pytest.fixture
+def two_vendors(routed):
+    connection, source = routed
+    tracify = vendor_connection_make("tracify")
+    route_make(connection.routes.get().event_type, tracify)
+    return connection, tracify, source
+
+
+def test_the_event_log_shows_where_each_event_stands_at_each_vendor(client, two_vendors):
+    webmarketer, tracify, source = two_vendors
+    (result,) = ingest(source, 1)
+    event = result.event
+    Delivery.objects.filter(connection=webmarketer).update(status="failed")
+    Delivery.objects.create(event=event, connection=webmarketer, generation=1, nonce="n", status="delivered")
+    Delivery.objects.filter(connection=tracify).update(status="failed")
+    client.force_login(user_make("Auditor"))
+
+    response = client.get("/events/")
+
+    # The latest generation per connection: the replay that was delivered, not the first send that failed.
+    assert badges(response, event) == [("tracify", "failed"), (webmarketer.name, "delivered")]
+    html = response.content.decode()
+    assert f'<span class="badge delivered" title="{webmarketer.name}: Delivered">{webmarketer.name} ✓</span>' in html
+    assert '<span class="badge failed" title="tracify: Failed">tracify ✗</span>' in html
+
+
+def test_an_event_webmarketer_trashed_shows_as_trashed_in_the_log_until_resolved(client, routed):
+    connection, source = routed
+    (result,) = ingest(source, 1)
+    Delivery.objects.update(status="delivered", vendor_ref="wm-1")
+    item = TrashedEvent.objects.create(
+        wm_id="trash-1", connection=connection, event_type_ref="contact-form", event=result.event
+    )
+    client.force_login(user_make("Auditor"))
+
+    response = client.get("/events/")
+
+    assert badges(response, result.event) == [(connection.name, "trashed")]
+    (cell,) = re.findall(r'<td class="delivery-badges">.*?</td>', response.content.decode())
+    assert f"{connection.name} trashed" in cell and "✓" not in cell and "Delivered" not in cell
+
+    TrashedEvent.objects.filter(pk=item.pk).update(resolved=True)
+    assert badges(client.get("/events/"), result.event) == [(connection.name, "delivered")]
+
+
+def test_the_event_log_reads_the_delivery_badges_of_a_page_in_a_fixed_number_of_queries(client, two_vendors):
+    _, _, source = two_vendors
+    client.force_login(user_make("Auditor"))
+    ingest(source, 2)
+    with CaptureQueriesContext(db) as few:
+        client.get("/events/")
+    events_ingest(
+        source=source,
+        items=[
+            {"eventType": "contact-form", "nonce": f"more-{i}", "data": {"email": "x@example.com", "message": "m"}}
+            for i in range(20)
+        ],
+    )
+    with CaptureQueriesContext(db) as many:
+        response = client.get("/events/")
+
+    assert len(response.context["page"].items) == 22
+    assert len(many) == len(few)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ..context_processors import console_nav
 from ..models import Delivery, Event, EventType, VendorKind
-from ..selectors import events_filter, keyset_page
+from ..selectors import event_delivery_badges, events_filter, keyset_page
 from ..services import webmarketer
 from ..services.replay import event_replay, vendors_without_dedup
 from ..vendors.base import storable
@@ -48,6 +48,7 @@ def event_list(request: HtmxHttpRequest) -> HttpResponse:
     # The log shows no data: not loading it keeps any stored row (even one json cannot read back) listable.
     events = events_filter(**filters).defer("data")
     page = keyset_page(events, field="received_at", cursor=params.get("after", ""))
+    event_delivery_badges(page.items)  # where each row stands at each vendor: two queries for the page
     query = params.copy()
     query.pop("after", None)
     context = {
