@@ -79,7 +79,9 @@ def test_marketing_filters_the_event_log_opens_an_event_and_replays_it(page, tra
     events_ingest(source=source, items=items)
 
     console_login(page, "marketing", "pw-m")
-    expect(page).to_have_url("/events/")  # Marketing land on the event log
+    expect(page).to_have_url("/dashboard/")  # Marketing land on the dashboard
+    page.get_by_role("link", name="Events", exact=True).click()
+    expect(page).to_have_url("/events/")
     expect(page.locator("#event-rows tr:not(.more)")).to_have_count(50)
     page.click("text=Load more")
     expect(page.locator("#event-rows tr:not(.more)")).to_have_count(56)

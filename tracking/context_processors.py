@@ -7,6 +7,7 @@ from django.urls import reverse
 
 # (label, URL name, permission needed to open it); home opens the first one allowed (Sales: the lead board).
 NAV = [
+    ("Dashboard", "console:dashboard", "tracking.view_dashboard"),
     ("Events", "console:event-list", "tracking.view_event"),
     ("Leads", "console:lead-list", "tracking.view_leads"),
     ("Routes", "console:route-list", "tracking.view_route"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 
 from django.conf import settings
@@ -533,3 +534,80 @@ class LeadAttempt(Exchange):
     """One HTTP exchange with Webmarketer for one lead delivery, secrets redacted."""
 
     delivery = models.ForeignKey(LeadDelivery, on_delete=models.CASCADE, related_name="attempt_set")
+
+
+# -- Rollups: what the dashboard reads instead of the log ---------------------------------------------------
+class HourlyCount(models.Model):
+    """How many things happened in one UTC hour, per key; kept up to date by the services that change the rows
+    (tracking/services/rollups.py) and rebuilt from the log by `manage.py rollups_rebuild`.
+
+    metric "event": event_type_ref, status ok | invalid, in the hour the event was received.
+    metric "delivery": connection_id, final status (delivered | failed | cancelled), in the hour the delivery
+    was created (the event's receipt for a first send), so the chart shows the fate of the events received.
+    metric "trash": event_type_ref, status = the reason Webmarketer gave, in the hour it processed the event.
+    Keys never hold NULL (0 and "" instead): an upsert's ON CONFLICT only matches equal, non-null keys."""
+
+    class Metric(models.TextChoices):
+        EVENT = "event", "Events received"
+        DELIVERY = "delivery", "Deliveries by final status"
+        TRASH = "trash", "Events trashed by Webmarketer"
+
+    hour = models.DateTimeField()
+    metric = models.CharField(max_length=10, choices=Metric.choices)
+    event_type_ref = models.CharField(max_length=200, default="", blank=True)
+    connection_id = models.BigIntegerField(default=0, help_text="The VendorConnection's id (0: none).")
+    status = models.CharField(max_length=200, default="", blank=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hour", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "metric", "event_type_ref", "connection_id", "status"], name="hourly_count_key"
+            )
+        ]
+        indexes = [models.Index(fields=["metric", "hour"], name="hourly_count_metric_hour")]
+        permissions = [
+            ("view_dashboard", "Can see the dashboard"),
+            ("view_insights", "Can query Webmarketer insights"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.metric} {self.event_type_ref or self.connection_id} {self.status}"
+
+
+class LatencyCount(models.Model):
+    """Delivered deliveries of one connection per UTC hour (of the delivery's creation) and latency bucket
+    (creation → delivered): p50/p95 come from the counts.
+
+    Buckets are log-spaced by √2 from 10 ms: bucket 0 is under 10 ms, bucket k (0 < k < BUCKETS - 1) is
+    [10·√2^(k-1), 10·√2^k) ms, the last one everything from about 1.5 days on (retries run up to 24 h)."""
+
+    BASE_MS = 10.0
+    BUCKETS = 50
+
+    hour = models.DateTimeField()
+    connection_id = models.BigIntegerField()
+    bucket = models.PositiveSmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hour", "connection_id", "bucket"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "connection_id", "bucket"], name="latency_count_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h connection {self.connection_id} bucket {self.bucket}: {self.count}"
+
+    @classmethod
+    def bucket_of(cls, ms: float) -> int:
+        """The bucket of a latency in milliseconds."""
+        if ms < cls.BASE_MS:
+            return 0
+        return min(cls.BUCKETS - 1, 1 + int(math.floor(2 * math.log2(ms / cls.BASE_MS))))
+
+    @classmethod
+    def upper_ms(cls, bucket: int) -> float:
+        """A bucket's upper bound in milliseconds (for the last bucket, which has none: its lower bound)."""
+        return cls.BASE_MS * 2 ** (min(bucket, cls.BUCKETS - 2) / 2)

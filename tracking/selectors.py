@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
-from .models import Delivery, Event, EventType, LeadChange, LeadDelivery, TrashedEvent
+from .models import (
+    Delivery,
+    Event,
+    EventType,
+    HourlyCount,
+    LatencyCount,
+    LeadChange,
+    LeadDelivery,
+    TrashedEvent,
+    VendorConnection,
+)
 
 
 @dataclass
@@ -326,3 +338,175 @@ def connections_health(connection_ids: list[int], *, now: datetime | None = None
     for row in due.annotate(n=Count("pk")):
         health[row["connection_id"]].due = row["n"]
     return health
+
+
+# -- the dashboard: charts read the rollups (services/rollups.py), never the log ---------------------------------
+@dataclass
+class Window:
+    """The dashboard's date range: [since, until) in UTC, drawn in hourly or daily buckets."""
+
+    since: datetime
+    until: datetime
+    step: str  # "hour" | "day"
+
+    def buckets(self) -> list[datetime]:
+        step = timedelta(hours=1) if self.step == "hour" else timedelta(days=1)
+        start = self.since if self.step == "hour" else self.since.replace(hour=0)
+        out, at = [], start
+        while at < self.until:
+            out.append(at)
+            at += step
+        return out
+
+    def bucket_of(self, hour: datetime) -> datetime:
+        return hour if self.step == "hour" else hour.replace(hour=0)
+
+    def label(self, at: datetime) -> str:
+        return f"{at:%Y-%m-%d %H:00}" if self.step == "hour" else f"{at:%Y-%m-%d}"
+
+
+def _series(window: Window, rows: Iterable[tuple[datetime, str, int]]) -> dict[str, list[int]]:
+    """Counts per name and bucket of the window, zeros where nothing happened."""
+    index = {at: i for i, at in enumerate(window.buckets())}
+    series: dict[str, list[int]] = {}
+    for hour, name, n in rows:
+        i = index.get(window.bucket_of(hour.astimezone(UTC)))
+        if i is not None:
+            series.setdefault(name, [0] * len(index))[i] += int(n)
+    return dict(sorted(series.items()))
+
+
+def _hourly(window: Window, metric: str) -> QuerySet[HourlyCount]:
+    return HourlyCount.objects.filter(metric=metric, hour__gte=window.since, hour__lt=window.until).order_by()
+
+
+def chart_events(window: Window) -> dict[str, Any]:
+    """Events received per bucket: valid ones stacked by type, invalid ones in a bar beside them."""
+    rows = _hourly(window, HourlyCount.Metric.EVENT).values_list("hour", "event_type_ref", "status", "count")
+    valid = _series(window, ((h, ref or "(none)", n) for h, ref, status, n in rows if status == Event.Status.OK))
+    invalid = _series(window, ((h, "invalid", n) for h, _, status, n in rows if status == Event.Status.INVALID))
+    datasets = [{"label": ref, "data": data, "stack": "valid"} for ref, data in valid.items()]
+    datasets.append(
+        {"label": "invalid", "data": invalid.get("invalid", [0] * len(window.buckets())), "stack": "invalid"}
+    )
+    return {"labels": [window.label(at) for at in window.buckets()], "datasets": datasets}
+
+
+def _connection_names(ids: Iterable[int]) -> dict[int, str]:
+    ids = set(ids)
+    names = dict(VendorConnection.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return {i: names.get(i, f"connection #{i} (deleted)") for i in sorted(ids, key=lambda i: (names.get(i, "~"), i))}
+
+
+def chart_deliveries(window: Window) -> dict[str, Any]:
+    """Deliveries of the events received in the window per connection, by final status."""
+    rows = list(
+        _hourly(window, HourlyCount.Metric.DELIVERY)
+        .values_list("connection_id", "status")
+        .annotate(n=Sum("count"))
+        .order_by("connection_id", "status")
+    )
+    names = _connection_names(c for c, _, _ in rows)
+    order = list(names)
+    statuses = [s for s in ("delivered", "failed", "cancelled") if any(st == s for _, st, _ in rows)]
+    datasets = []
+    for status in statuses:
+        data = [0] * len(order)
+        for connection_id, st, n in rows:
+            if st == status:
+                data[order.index(connection_id)] += int(n)
+        datasets.append({"label": status, "data": data})
+    return {"labels": list(names.values()), "datasets": datasets}
+
+
+def latency_quantile(counts: dict[int, int], q: float) -> float | None:
+    """The q-quantile of a latency histogram in seconds: the upper bound of the bucket it falls in."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    seen = 0
+    for bucket in sorted(counts):
+        seen += counts[bucket]
+        if seen >= q * total:
+            return round(LatencyCount.upper_ms(bucket) / 1000, 3)
+    return None  # unreachable: seen reaches total
+
+
+def chart_latency(window: Window) -> dict[str, Any]:
+    """p50 and p95 of creation → delivered per connection (seconds), from the latency histogram."""
+    rows = (
+        LatencyCount.objects.filter(hour__gte=window.since, hour__lt=window.until)
+        .order_by()
+        .values_list("connection_id", "bucket")
+        .annotate(n=Sum("count"))
+    )
+    histograms: dict[int, dict[int, int]] = {}
+    for connection_id, bucket, n in rows:
+        histograms.setdefault(connection_id, {})[bucket] = int(n)
+    names = _connection_names(histograms)
+    return {
+        "labels": list(names.values()),
+        "datasets": [
+            {"label": label, "data": [latency_quantile(histograms[c], q) for c in names]}
+            for label, q in (("p50", 0.5), ("p95", 0.95))
+        ],
+    }
+
+
+def chart_trash(window: Window) -> dict[str, Any]:
+    """Events Webmarketer trashed per day (of its processing) and reason."""
+    daily = Window(window.since, window.until, "day")
+    rows = _hourly(window, HourlyCount.Metric.TRASH).values_list("hour", "status", "count")
+    series = _series(daily, rows)
+    return {
+        "labels": [daily.label(at) for at in daily.buckets()],
+        "datasets": [{"label": reason, "data": data} for reason, data in series.items()],
+    }
+
+
+def lead_funnel(window: Window) -> dict[str, Any]:
+    """Leads received in the window, how many are now in each state, and the statistics' totals (turnover): the
+    current value is each lead's latest change per storageKey, as on the board. Leads are counted from the rollup;
+    the states from the lead changes (one per person's click, not per event) in one aggregate query."""
+    types = lead_event_types()
+    leads = (
+        _hourly(window, HourlyCount.Metric.EVENT)
+        .filter(status=Event.Status.OK, event_type_ref__in=[t.reference for t in types])
+        .aggregate(n=Sum("count"))["n"]
+        or 0
+    )
+    newer = LeadChange.objects.filter(
+        event=OuterRef("event"), kind=OuterRef("kind"), storage_key=OuterRef("storage_key"), id__gt=OuterRef("id")
+    )
+    latest = (
+        LeadChange.objects.filter(event__received_at__gte=window.since, event__received_at__lt=window.until)
+        .exclude(Exists(newer))
+        .order_by()
+    )
+    on = dict(latest.filter(kind="state", value=1).values_list("storage_key").annotate(n=Count("id")))
+    totals = dict(latest.filter(kind="statistic").values_list("storage_key").annotate(total=Sum("value")))
+    states: dict[str, str] = {}
+    statistics: dict[str, str] = {}
+    for t in types:
+        for f in t.states:
+            states.setdefault(f["storageKey"], f.get("label") or f["storageKey"])
+        for f in t.statistics:
+            statistics.setdefault(f["storageKey"], f.get("label") or f["storageKey"])
+    return {
+        "labels": ["Leads", *states.values()],
+        "datasets": [{"label": "leads", "data": [leads, *(on.get(k, 0) for k in states)]}],
+        "statistics": [
+            {"key": k, "label": label, "total": f"{Decimal(totals.get(k) or 0):.2f}"} for k, label in statistics.items()
+        ],
+    }
+
+
+def dashboard_charts(window: Window) -> dict[str, Any]:
+    """Every chart of the dashboard, as Chart.js labels and datasets."""
+    return {
+        "events": chart_events(window),
+        "deliveries": chart_deliveries(window),
+        "latency": chart_latency(window),
+        "trash": chart_trash(window),
+        "funnel": lead_funnel(window),
+    }

@@ -2,10 +2,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import api
-from .views import api_docs, connections, event_types, events, leads, offline, routes, trash
+from .views import api_docs, connections, dashboard, event_types, events, leads, offline, routes, trash
 
 console = [
     path("", events.home, name="home"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("events/", events.event_list, name="event-list"),
     path("events/<uuid:uuid>/", events.event_detail, name="event-detail"),
     path("events/<uuid:uuid>/replay", events.event_replay_view, name="event-replay"),

@@ -28,6 +28,7 @@ from ..models import Attempt, Delivery, LeadDelivery, VendorConnection, VendorKi
 from ..vendors import vendor_class
 from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, storable
 from ..vendors.http import Exchange, TokenError, VendorSession, encode_error
+from .rollups import deliveries_finished
 
 log = logging.getLogger(__name__)
 
@@ -359,22 +360,23 @@ def _release(deliveries: dict[int, Delivery], keys: tuple[int, ...]) -> None:
 
 def _record(
     connection: VendorConnection, delivery: Delivery, item: Sent, attempts: list[Attempt], now: datetime
-) -> None:
-    """One delivery's attempts and next status (only if still ours: same claim)."""
+) -> str | None:
+    """One delivery's attempts and next status (only if still ours: same claim); returns that status, or None
+    when the row was no longer ours (the rollups count only what this call moved)."""
     n_attempts = max(1, len(item.exchanges))
     Attempt.objects.bulk_create(attempts)
-    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at).update(
-        attempts=F("attempts") + n_attempts,
-        claimed_at=None,
-        **next_state(
-            connection,
-            attempts=delivery.attempts,
-            created_at=delivery.created_at,
-            result=item.result,
-            n=n_attempts,
-            now=now,
-        ),
+    fields = next_state(
+        connection,
+        attempts=delivery.attempts,
+        created_at=delivery.created_at,
+        result=item.result,
+        n=n_attempts,
+        now=now,
     )
+    moved = Delivery.objects.filter(
+        pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at
+    ).update(attempts=F("attempts") + n_attempts, claimed_at=None, **fields)
+    return fields["status"] if moved else None
 
 
 def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: list[Sent]) -> None:
@@ -396,8 +398,8 @@ def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: 
     try:
         with transaction.atomic():
             Attempt.objects.bulk_create([a for _, _, attempts in rows for a in attempts])
-            for delivery, item, _ in rows:
-                _record(connection, delivery, item, [], now)
+            outcomes = [(delivery, _record(connection, delivery, item, [], now)) for delivery, item, _ in rows]
+            deliveries_finished(outcomes, at=now)  # rollups: two statements per batch
         return
     except OperationalError:
         raise  # the database itself (locked, gone): the task retries the run
@@ -408,20 +410,22 @@ def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: 
             with transaction.atomic():
                 for attempt in attempts:
                     attempt.pk = None
-                _record(connection, delivery, item, attempts, now)
+                deliveries_finished([(delivery, _record(connection, delivery, item, attempts, now))], at=now)
         except OperationalError:
             raise
         except DatabaseError as exc:
             # Not even this row: fail it without its attempts, and say so (no row data in the log).
             log.warning("delivery %s: its answer could not be recorded (%s)", delivery.pk, type(exc).__name__)
-            Delivery.objects.filter(
-                pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at
-            ).update(
-                status=Delivery.Status.FAILED,
-                claimed_at=None,
-                attempts=F("attempts") + 1,
-                last_error=f"the answer could not be recorded ({type(exc).__name__}); it may have been delivered",
-            )
+            with transaction.atomic():
+                if Delivery.objects.filter(
+                    pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at
+                ).update(
+                    status=Delivery.Status.FAILED,
+                    claimed_at=None,
+                    attempts=F("attempts") + 1,
+                    last_error=f"the answer could not be recorded ({type(exc).__name__}); it may have been delivered",
+                ):
+                    deliveries_finished([(delivery, Delivery.Status.FAILED)], at=now)
 
 
 def next_state(
@@ -509,9 +513,11 @@ def connection_dispatch(*, connection_id: int) -> int:
         return 0
     # A route disabled while its delivery was in flight or retrying: cancelled, never sent under the old mapping.
     if stopped := [d.pk for d in claimed if d.route is not None and not d.route.enabled]:
-        Delivery.objects.filter(pk__in=stopped, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.CANCELLED, claimed_at=None, last_error="cancelled: route disabled"
-        )
+        with transaction.atomic():
+            Delivery.objects.filter(pk__in=stopped, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.CANCELLED, claimed_at=None, last_error="cancelled: route disabled"
+            )
+            deliveries_finished([(d, Delivery.Status.CANCELLED) for d in claimed if d.pk in stopped], at=timezone.now())
     deliveries = {d.pk: d for d in claimed if d.pk not in stopped}
     if not deliveries:
         return len(claimed)

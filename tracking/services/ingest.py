@@ -14,6 +14,7 @@ from django.utils import timezone
 from ..models import Delivery, Event, EventType, Route, Source
 from ..schema import FieldError, parse_rfc3339, storable_copy, validate_data
 from .delivery import connections_wake
+from .rollups import events_counted
 
 ENVELOPE_KEYS = {"eventType", "data", "eventDate", "trackerId", "nonce"}
 # eventType, trackerId and nonce: the length of their columns.
@@ -202,6 +203,8 @@ def _ingest(source: Source | None, copies: list[tuple[Any, list[FieldError]]]) -
             results.append(IngestResult(event))
     created = Event.objects.bulk_create(list(new.values()))
     _deliveries_create(e for e in created if e.status == Event.Status.OK)
+    # -- rollups (dashboard): last in the transaction, so the rollup row's lock is held the shortest time.
+    events_counted(created)
     return results
 
 

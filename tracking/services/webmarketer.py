@@ -63,6 +63,7 @@ from ..vendors.webmarketer import (
 )
 from .audit import audit_record
 from .delivery import connections_wake, session_for
+from .rollups import trash_counted
 
 __all__ = [
     "AnswerError",
@@ -397,6 +398,7 @@ def trash_pull(*, connection: VendorConnection) -> TrashPull:
         ]
         # ignore_conflicts: a concurrent pull may have stored some of them meanwhile.
         TrashedEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=IN_CHUNK)
+        trash_counted(new)  # rollups (dashboard)
         linked = _trash_link(connection)
         state.trash_until, state.trash_pulled_at = watermark, timezone.now()
         state.save(update_fields=["trash_until", "trash_pulled_at"])

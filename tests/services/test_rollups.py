@@ -1,0 +1,161 @@
+"""Rollups: the hourly counts and the latency histogram follow ingest, delivery outcomes and trash pulls, and a
+rebuild from the log gives the same rows (runs on SQLite and on PostgreSQL: the upsert is raw SQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from tests.factories import event_type_make, route_make, source_make
+from tests.services.conftest import EVENTS_URL
+from tracking.models import Delivery, Event, HourlyCount, LatencyCount, TrashedEvent
+from tracking.services import rollups
+from tracking.services.delivery import connection_dispatch
+from tracking.services.ingest import events_ingest
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
+
+
+def items(n: int, *, prefix: str = "n", valid: bool = True) -> list[dict]:
+    data = {"email": "p@example.com", "message": "hi"} if valid else {"email": "not an email"}
+    return [{"eventType": "contact-form", "nonce": f"{prefix}-{i}", "data": data} for i in range(n)]
+
+
+def counts(metric: str) -> dict[tuple, int]:
+    return {
+        (row.hour, row.event_type_ref, row.connection_id, row.status): row.count
+        for row in HourlyCount.objects.filter(metric=metric)
+    }
+
+
+def snapshot() -> tuple[dict, dict]:
+    hourly = {
+        (r.hour, r.metric, r.event_type_ref, r.connection_id, r.status): r.count for r in HourlyCount.objects.all()
+    }
+    latency = {(r.hour, r.connection_id, r.bucket): r.count for r in LatencyCount.objects.all()}
+    return hourly, latency
+
+
+@pytest.fixture
+def routed(connection):
+    event_type = event_type_make()
+    route_make(event_type, connection)
+    source, _ = source_make()
+    return source
+
+
+def test_ingest_counts_events_by_hour_type_and_status(routed):
+    events_ingest(source=routed, items=items(3) + items(2, prefix="bad", valid=False))
+    events_ingest(source=routed, items=items(1, prefix="more") + items(1))  # the second one is a duplicate
+
+    hour = rollups.hour_of(timezone.now())
+    assert counts("event") == {(hour, "contact-form", 0, "ok"): 4, (hour, "contact-form", 0, "invalid"): 2}
+
+
+def test_an_ingest_rolled_back_counts_nothing(routed, monkeypatch):
+    def broken(events):
+        raise RuntimeError("after the insert")
+
+    monkeypatch.setattr("tracking.services.ingest._deliveries_create", broken)
+    with pytest.raises(RuntimeError):
+        events_ingest(source=routed, items=items(2))
+
+    assert HourlyCount.objects.count() == 0 and Event.objects.count() == 0
+
+
+def test_delivery_outcomes_are_counted_once_with_their_latency(routed, connection, vendor):
+    vendor.post(EVENTS_URL).mock(
+        side_effect=[httpx.Response(200, json="wm-1"), httpx.Response(400, json={"message": "bad"})]
+        + [httpx.Response(503)] * 5
+    )
+    connection.batch_size = 1
+    connection.save()
+    events_ingest(source=routed, items=items(3))
+
+    connection_dispatch(connection_id=connection.pk)  # delivered
+    connection_dispatch(connection_id=connection.pk)  # failed (400)
+    connection_dispatch(connection_id=connection.pk)  # 503: retrying, not final, not counted
+
+    hour = rollups.hour_of(timezone.now())
+    assert counts("delivery") == {(hour, "", connection.pk, "delivered"): 1, (hour, "", connection.pk, "failed"): 1}
+    (latency,) = LatencyCount.objects.all()
+    assert (latency.hour, latency.connection_id, latency.count) == (hour, connection.pk, 1)
+    delivered = Delivery.objects.get(status="delivered")
+    ms = (delivered.delivered_at - delivered.created_at).total_seconds() * 1000
+    assert latency.bucket == LatencyCount.bucket_of(ms)
+
+
+def test_a_route_disabled_in_flight_counts_the_delivery_cancelled(routed, connection, vendor):
+    events_ingest(source=routed, items=items(1))
+    connection.routes.update(enabled=False)
+
+    connection_dispatch(connection_id=connection.pk)
+
+    assert list(counts("delivery").values()) == [1]
+    assert next(iter(counts("delivery")))[3] == "cancelled"
+
+
+def test_the_rollup_adds_to_existing_rows(db):
+    hour = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    key = (hour, "event", "contact-form", 0, "ok")
+    rollups.counts_add({key: 2})
+    rollups.counts_add({key: 3, (hour, "event", "contact-form", 0, "invalid"): 1})
+
+    assert counts("event") == {(hour, "contact-form", 0, "ok"): 5, (hour, "contact-form", 0, "invalid"): 1}
+
+
+def test_rebuild_equals_the_incremental_rollups(routed, connection, vendor):
+    vendor.post(EVENTS_URL).mock(
+        side_effect=[httpx.Response(200, json=f"wm-{i}") for i in range(3)] + [httpx.Response(422)] * 2
+    )
+    events_ingest(source=routed, items=items(5) + items(2, prefix="bad", valid=False))
+    connection_dispatch(connection_id=connection.pk)
+    TrashedEvent.objects.bulk_create(
+        [
+            TrashedEvent(
+                wm_id=f"t-{i}",
+                connection=connection,
+                event_type_ref="contact-form",
+                errors=[{"type": "invalid-field", "field": {"storageKey": "phone"}, "value": "0613"}],
+                processing_date=timezone.now() - timedelta(days=i),
+            )
+            for i in range(2)
+        ]
+    )
+    rollups.trash_counted(TrashedEvent.objects.all())
+    incremental = snapshot()
+    assert incremental[0] and incremental[1]
+
+    call_command("rollups_rebuild", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+    assert snapshot() == incremental
+
+
+def test_rebuild_replaces_drifted_rows(routed):
+    events_ingest(source=routed, items=items(2))
+    HourlyCount.objects.update(count=99)
+    HourlyCount.objects.create(hour=datetime(2020, 1, 1, tzinfo=UTC), metric="event", event_type_ref="gone", count=1)
+
+    rollups.rollups_rebuild()
+
+    assert list(counts("event").values()) == [2]
+
+
+def test_trash_reasons_read_the_first_error():
+    assert rollups.trash_reason([{"type": "invalid-field", "field": {"storageKey": "phone"}}]) == "invalid-field: phone"
+    assert rollups.trash_reason([{"type": "missing-field", "field": "email"}]) == "missing-field: email"
+    assert rollups.trash_reason([]) == "unknown"
+    assert rollups.trash_reason("not a list") == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("ms", "bucket"), [(0, 0), (9.9, 0), (10, 1), (14.1, 1), (14.2, 2), (20, 3), (1000, 14), (10**12, 49)]
+)
+def test_latency_buckets_are_log_spaced(ms, bucket):
+    assert LatencyCount.bucket_of(ms) == bucket
+    if 0 < bucket < LatencyCount.BUCKETS - 1:
+        assert ms < LatencyCount.upper_ms(bucket)
