@@ -25,6 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .app import Credentials, Refusal, SandboxState, VendorSandbox, inject_fault, json_body, json_error
+from .webmarketer_insights import InsightsError, insights_compute
+from .webmarketer_insights import query_parse as insights_query_parse
 
 NAME = "webmarketer"
 WEBMARKETER_AUDIENCE = "https://oauth.webmarketer.io/oidc/token"
@@ -67,6 +69,7 @@ class Sandbox(VendorSandbox):
             Route(f"{PROJECT}/event-types", self.event_types_list, methods=["GET", "POST"]),
             Route(f"{PROJECT}/event-types/{{reference}}", self.event_type_one, methods=["GET", "PATCH", "DELETE"]),
             Route(f"{PROJECT}/events/trashed", self.trash_list),
+            Route(f"{PROJECT}/events/insights", self.insights, methods=["POST"]),
             Route(f"{PROJECT}/events/{{event_id}}", self.raw_event),
             Route(f"{PROJECT}/events/{{event_id}}/states/{{storage_key}}", self.state_update, methods=["PATCH"]),
             Route(
@@ -411,6 +414,18 @@ class Sandbox(VendorSandbox):
         interaction = {"_id": str(uuid.uuid4()), "projectId": project, **body, "createdAt": _now()}
         self.offline_interactions.append(interaction)
         return JSONResponse(interaction, status_code=201)
+
+    # Reference: webmarketer-api-1.0.0.txt "Event insights (without attribution)".
+    async def insights(self, request: Request) -> Response:
+        """Counts and statistic sums of the events held, per interval (and event type); 400 says why a query
+        is refused (e.g. an unknown interval)."""
+        project = await self._guard(request)
+        body = await json_body(request, _not_json)
+        try:
+            query = insights_query_parse(body)
+        except InsightsError as exc:
+            return json_error(400, str(exc), error="Bad Request")
+        return JSONResponse(insights_compute(project, query, self.events.values(), self.lead_values))
 
 
 def _not_json() -> Response:
