@@ -65,16 +65,22 @@ def events_filter(
     since: datetime | None = None,
     until: datetime | None = None,
     q: str = "",
+    connection: str | int = "",
 ) -> QuerySet[Event]:
-    """The event log filtered: by type reference, status, a delivery status, received window, and text
-    (uuid, nonce, tracker id exactly; or a word of the data)."""
+    """The event log filtered: by type reference, status, a delivery status and/or connection (of the same
+    delivery), received window, and text (uuid, nonce, tracker id exactly; or a word of the data)."""
     events = Event.objects.select_related("source")
     if event_type:
         events = events.filter(event_type_ref=event_type)
     if status:
         events = events.filter(status=status)
+    owed = {}
     if delivery_status:
-        events = events.filter(deliveries__status=delivery_status).distinct()
+        owed["status"] = delivery_status
+    if str(connection).isdigit():
+        owed["connection_id"] = int(connection)
+    if owed:
+        events = events.filter(Exists(Delivery.objects.filter(event_id=OuterRef("pk"), **owed)))
     if since:
         events = events.filter(received_at__gte=since)
     if until:
@@ -276,70 +282,6 @@ def lead_rows(events: list[Event], *, history: bool = False) -> list[LeadRow]:
     return rows
 
 
-# -- connection health ---------------------------------------------------------------------------------------
-@dataclass
-class ConnectionHealth:
-    """How a connection did over the last hour, from its attempts, and what it still owes now."""
-
-    attempts: int = 0
-    failures: int = 0  # attempts not delivered (retry or failed)
-    last_success: datetime | None = None
-    p95_ms: int | None = None
-    due: int = 0
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.failures / self.attempts if self.attempts else None
-
-    @property
-    def error_percent(self) -> str:
-        rate = self.error_rate
-        return "—" if rate is None else f"{rate * 100:.0f} %"
-
-
-def attempts_window_floor(since: datetime) -> int:
-    """The id attempts of the window start after: the newest attempt started before `since`. Ids follow send
-    order, so walking the primary key back from the newest row stops after the window's rows (Attempt has no
-    index on started_at; this reads as many rows as the window holds, never the whole log)."""
-    from .models import Attempt
-
-    before = Attempt.objects.filter(started_at__lt=since).order_by("-pk").values_list("pk", flat=True).first()
-    return before or 0
-
-
-def connections_health(connection_ids: list[int], *, now: datetime | None = None) -> dict[int, ConnectionHealth]:
-    """Health of each connection: attempts, failures, last success and p95 latency of the last hour (one
-    aggregate over the window's attempts, plus one indexed probe per connection for the p95), and deliveries due
-    now (the delivery_due_now partial index)."""
-    from django.db.models import Count, Max
-    from django.utils import timezone
-
-    from .models import Attempt, Delivery
-    from .services.delivery import due_now
-
-    now = now or timezone.now()
-    since = now - timedelta(hours=1)
-    health = {pk: ConnectionHealth() for pk in connection_ids}
-    window = Attempt.objects.filter(
-        pk__gt=attempts_window_floor(since), started_at__gte=since, delivery__connection_id__in=connection_ids
-    ).order_by()
-    delivered = Q(outcome=Attempt.Outcome.DELIVERED)
-    for row in window.values("delivery__connection_id").annotate(
-        n=Count("pk"), bad=Count("pk", filter=~delivered), last=Max("started_at", filter=delivered)
-    ):
-        item = health[row["delivery__connection_id"]]
-        item.attempts, item.failures, item.last_success = row["n"], row["bad"], row["last"]
-    for pk, item in health.items():
-        if item.attempts:
-            rank = max(0, -(-95 * item.attempts // 100) - 1)  # nearest-rank p95
-            durations = window.filter(delivery__connection_id=pk).order_by("duration_ms")
-            item.p95_ms = durations.values_list("duration_ms", flat=True)[rank : rank + 1].first()
-    due = due_now(Delivery, now).filter(connection_id__in=connection_ids).values("connection_id")
-    for row in due.annotate(n=Count("pk")):
-        health[row["connection_id"]].due = row["n"]
-    return health
-
-
 # -- the dashboard: charts read the rollups (services/rollups.py), never the log ---------------------------------
 @dataclass
 class Window:
@@ -510,3 +452,121 @@ def dashboard_charts(window: Window) -> dict[str, Any]:
         "trash": chart_trash(window),
         "funnel": lead_funnel(window),
     }
+
+
+# -- connection health ---------------------------------------------------------------------------------------
+@dataclass
+class ConnectionHealth:
+    """How a connection did over the last hour, from its attempts, and what it still owes now."""
+
+    attempts: int = 0
+    failures: int = 0  # attempts not delivered (retry or failed)
+    last_success: datetime | None = None
+    p95_ms: int | None = None
+    due: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failures / self.attempts if self.attempts else None
+
+    @property
+    def error_percent(self) -> str:
+        rate = self.error_rate
+        return "—" if rate is None else f"{rate * 100:.0f} %"
+
+
+def attempts_window_floor(since: datetime) -> int:
+    """The id attempts of the window start after: the newest attempt started before `since`. Ids follow send
+    order, so walking the primary key back from the newest row stops after the window's rows (Attempt has no
+    index on started_at; this reads as many rows as the window holds, never the whole log)."""
+    from .models import Attempt
+
+    before = Attempt.objects.filter(started_at__lt=since).order_by("-pk").values_list("pk", flat=True).first()
+    return before or 0
+
+
+def connections_health(connection_ids: list[int], *, now: datetime | None = None) -> dict[int, ConnectionHealth]:
+    """Health of each connection: attempts, failures, last success and p95 latency of the last hour (one
+    aggregate over the window's attempts, plus one indexed probe per connection for the p95), and deliveries due
+    now (the delivery_due_now partial index)."""
+    from django.db.models import Count, Max
+    from django.utils import timezone
+
+    from .models import Attempt, Delivery
+    from .services.delivery import due_now
+
+    now = now or timezone.now()
+    since = now - timedelta(hours=1)
+    health = {pk: ConnectionHealth() for pk in connection_ids}
+    window = Attempt.objects.filter(
+        pk__gt=attempts_window_floor(since), started_at__gte=since, delivery__connection_id__in=connection_ids
+    ).order_by()
+    delivered = Q(outcome=Attempt.Outcome.DELIVERED)
+    for row in window.values("delivery__connection_id").annotate(
+        n=Count("pk"), bad=Count("pk", filter=~delivered), last=Max("started_at", filter=delivered)
+    ):
+        item = health[row["delivery__connection_id"]]
+        item.attempts, item.failures, item.last_success = row["n"], row["bad"], row["last"]
+    for pk, item in health.items():
+        if item.attempts:
+            rank = max(0, -(-95 * item.attempts // 100) - 1)  # nearest-rank p95
+            durations = window.filter(delivery__connection_id=pk).order_by("duration_ms")
+            item.p95_ms = durations.values_list("duration_ms", flat=True)[rank : rank + 1].first()
+    due = due_now(Delivery, now).filter(connection_id__in=connection_ids).values("connection_id")
+    for row in due.annotate(n=Count("pk")):
+        health[row["connection_id"]].due = row["n"]
+    return health
+
+
+# -- bulk replay ---------------------------------------------------------------------------------------------
+# What a bulk replay sends again: the latest delivery of an event at a connection when it failed, was cancelled
+# or waits for a retry (pending ones are about to go anyway, one being sent is left alone); delivered ones too
+# when asked for explicitly.
+BULK_REPLAYABLE = ("failed", "cancelled", "retrying")
+
+
+def _when(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def bulk_replay_deliveries(*, criteria: dict, include_delivered: bool = False) -> QuerySet[Delivery]:
+    """The deliveries a bulk replay handles: of the ticked events (`event_ids`) or of the events the log's
+    `filters` match (type, status, window as ISO datetimes, text; delivery status and connection apply to the
+    delivery itself), latest generation among those up to `max_id` (what existed when the job was made)."""
+    max_id = criteria.get("max_id")
+    deliveries = Delivery.objects.filter(event__status=Event.Status.OK)
+    if max_id:
+        deliveries = deliveries.filter(pk__lte=max_id)
+    if ids := criteria.get("event_ids"):
+        deliveries = deliveries.filter(event_id__in=ids)
+    elif (filters := criteria.get("filters")) is not None:
+        events = events_filter(
+            event_type=filters.get("event_type", ""),
+            status=filters.get("status", ""),
+            since=_when(filters.get("since")),
+            until=_when(filters.get("until")),
+            q=filters.get("q", ""),
+        )
+        deliveries = deliveries.filter(event__in=events.values("pk"))
+        if filters.get("delivery_status"):
+            deliveries = deliveries.filter(status=filters["delivery_status"])
+        if str(filters.get("connection", "")).isdigit():
+            deliveries = deliveries.filter(connection_id=int(filters["connection"]))
+    else:
+        return deliveries.none()
+    newer = Delivery.objects.filter(
+        event_id=OuterRef("event_id"), connection_id=OuterRef("connection_id"), generation__gt=OuterRef("generation")
+    )
+    if max_id:
+        newer = newer.filter(pk__lte=max_id)
+    statuses = (*BULK_REPLAYABLE, "delivered") if include_delivered else BULK_REPLAYABLE
+    return deliveries.filter(status__in=statuses).exclude(Exists(newer)).order_by()
+
+
+def bulk_replay_delivered_connections(*, criteria: dict) -> list[VendorConnection]:
+    """Connections holding delivered deliveries of the selection (what include_delivered would send again)."""
+    delivered = bulk_replay_deliveries(criteria=criteria, include_delivered=True).filter(status="delivered")
+    return list(VendorConnection.objects.filter(pk__in=delivered.values("connection_id")).order_by("name"))

@@ -26,7 +26,9 @@ def dispatch_connection(connection_id: int) -> int:
 
 @shared_task(name="tracking.sweep", acks_late=True, autoretry_for=(OperationalError,), max_retries=3)
 def sweep() -> dict[str, int]:
-    return {**delivery.deliveries_sweep(), **leads.lead_changes_sweep()}
+    from .services.bulk_replay import bulk_replays_sweep
+
+    return {**delivery.deliveries_sweep(), **leads.lead_changes_sweep(), **bulk_replays_sweep()}
 
 
 @shared_task(
@@ -78,3 +80,21 @@ def trash_pull_all(connection_id: int | None = None) -> dict | None:
         return None
     pulled = webmarketer.trash_pull(connection=VendorConnection.objects.get(pk=connection_id))
     return {"fetched": pulled.fetched, "stored": pulled.stored, "linked": pulled.linked}
+
+
+@shared_task(
+    name="tracking.bulk_replay",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    max_retries=10,
+)
+def bulk_replay_task(job_id: int) -> bool:
+    """One time-boxed run of a bulk replay; again while it has more (the cursor holds its place)."""
+    from .services.bulk_replay import bulk_replay_run
+
+    more = bulk_replay_run(job_id=job_id)
+    if more:
+        bulk_replay_task.delay(job_id)
+    return more

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from ..context_processors import console_nav
-from ..models import Delivery, Event, EventType, VendorKind
+from ..models import Delivery, Event, EventType, VendorConnection, VendorKind
 from ..selectors import event_delivery_badges, events_filter, keyset_page
 from ..services import webmarketer
 from ..services.replay import event_replay, vendors_without_dedup
@@ -44,6 +44,7 @@ def event_list(request: HtmxHttpRequest) -> HttpResponse:
         "since": day_bound(params.get("since", "")),
         "until": day_bound(params.get("until", ""), end=True),
         "q": params.get("q", ""),
+        "connection": params.get("connection", ""),
     }
     # The log shows no data: not loading it keeps any stored row (even one json cannot read back) listable.
     events = events_filter(**filters).defer("data")
@@ -58,6 +59,7 @@ def event_list(request: HtmxHttpRequest) -> HttpResponse:
         "event_types": EventType.objects.values_list("reference", flat=True),
         "statuses": Event.Status.choices,
         "delivery_statuses": Delivery.Status.choices,
+        "connections": VendorConnection.objects.values_list("pk", "name"),
     }
     # "Load more" and filter changes swap only the rows.
     template = "tracking/events/_rows.html" if request.htmx and params.get("after") else "tracking/events/list.html"
