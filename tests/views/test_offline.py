@@ -101,11 +101,14 @@ def test_webmarketers_refusal_is_shown_verbatim_and_the_form_kept(marketing, web
 
     response = marketing.post("/offline/send", form(connection, node_value=["bad"]))
 
-    html = response.content.decode()
+    # Something was stored (the refusal): the page comes after a redirect, so a reload sends nothing again.
+    assert response.status_code == 302 and response.url == "/offline/"
+    html = marketing.get(response.url).content.decode()
     assert "Webmarketer refused it (HTTP 400): cid bad is not a campaign of node 1234" in html
     assert 'value="kate@example.com"' in html and 'value="bad"' in html
     record = OfflineInteraction.objects.get()
     assert (record.status, record.answer) == ("rejected", "cid bad is not a campaign of node 1234")
+    assert 'value="bad"' not in marketing.get("/offline/").content.decode()  # kept for the one page only
 
 
 @pytest.mark.parametrize(
@@ -161,7 +164,7 @@ CSV = """date;wmktId;cid;email;phone
 def test_a_csv_import_reports_every_row_by_number_with_webmarketers_400_verbatim(marketing, webmarketer_refuses):
     connection = webmarketer_connection_make()
 
-    response = marketing.post("/offline/import", {"connection": connection.pk, "file": csv_file(CSV)})
+    response = marketing.post("/offline/import", {"connection": connection.pk, "file": csv_file(CSV)}, follow=True)
 
     report = response.context["report"]
     assert [(r.row, r.status) for r in report.rows] == [
@@ -214,11 +217,99 @@ def test_a_csv_import_to_the_sandbox_sends_the_valid_rows(marketing, wm, sandbox
         "2023-08-02T00:00:00Z,,5678,b@example.com\n"
     )
 
-    response = marketing.post("/offline/import", {"connection": wm.pk, "file": csv_file(text)})
+    response = marketing.post("/offline/import", {"connection": wm.pk, "file": csv_file(text)}, follow=True)
 
     assert [(r.row, r.status) for r in response.context["report"].rows] == [(2, "sent"), (3, "invalid")]
     (sent,) = OfflineInteraction.objects.all()
     assert (sent.status, json.loads(sent.answer)["userData"]) == ("sent", {"email": "a@example.com"})
+
+
+def test_the_import_redirects_to_its_report_so_a_reload_sends_nothing_again(marketing, webmarketer_refuses):
+    connection = webmarketer_connection_make()
+
+    response = marketing.post("/offline/import", {"connection": connection.pk, "file": csv_file(CSV)})
+
+    assert response.status_code == 302 and response.url == "/offline/#import-report"
+    html = marketing.get("/offline/").content.decode()
+    assert 'id="import-report"' in html and "leads.csv: 1 sent, 4 not sent, of 5 rows." in html
+    assert 'id="import-report"' not in marketing.get("/offline/").content.decode()  # the report is shown once
+    assert OfflineInteraction.objects.count() == 2 and webmarketer_refuses.call_count == 2
+
+
+TWICE = """date,wmktId,cid,email
+2023-08-01T22:00:00Z,1234,5678,a@example.com
+2023-08-02T00:00:00+02:00,1234,5678,b@example.com
+2023-08-03T00:00:00Z,,5678,c@example.com
+2023-08-01T22:00:00Z,1234,5678,a@example.com
+"""
+
+
+def test_importing_the_same_rows_again_sends_them_only_when_asked(marketing, webmarketer_refuses):
+    connection = webmarketer_connection_make()
+    first = marketing.post("/offline/import", {"connection": connection.pk, "file": csv_file(TWICE)}, follow=True)
+    # The same row twice in one file goes once.
+    assert [(r.row, r.status) for r in first.context["report"].rows] == [
+        (2, "sent"),
+        (3, "sent"),
+        (4, "invalid"),
+        (5, "already_sent"),
+    ]
+    assert webmarketer_refuses.call_count == 2
+
+    # The same file again, and once more as another file with its columns in another order.
+    again = marketing.post("/offline/import", {"connection": connection.pk, "file": csv_file(TWICE)}, follow=True)
+    other = "email,cid,wmktId,date\nb@example.com,5678,1234,2023-08-01T22:00:00Z\n"
+    moved = marketing.post(
+        "/offline/import", {"connection": connection.pk, "file": csv_file(other, "crm.csv")}, follow=True
+    )
+
+    assert [(r.row, r.status) for r in again.context["report"].rows] == [
+        (2, "already_sent"),
+        (3, "already_sent"),
+        (4, "invalid"),
+        (5, "already_sent"),
+    ]
+    html = again.content.decode()
+    assert "leads.csv: 0 sent, 3 already sent before, not sent again, 1 not sent, of 4 rows." in html
+    assert "already sent on " in html and "(leads.csv row 2)" in html
+    assert [(r.row, r.status) for r in moved.context["report"].rows] == [(2, "already_sent")]
+    assert webmarketer_refuses.call_count == 2
+    assert OfflineInteraction.objects.filter(status="sent").count() == 2
+
+    # Asked for: sent again, every valid row.
+    resent = marketing.post(
+        "/offline/import", {"connection": connection.pk, "file": csv_file(TWICE), "resend": "1"}, follow=True
+    )
+
+    assert [r.status for r in resent.context["report"].rows] == ["sent", "sent", "invalid", "sent"]
+    assert webmarketer_refuses.call_count == 5
+    assert (
+        AuditEntry.objects.filter(action="offline_interactions.import").order_by("id").last().details["resend"] is True
+    )
+
+
+def test_a_row_sent_to_another_connection_or_refused_before_is_sent(marketing, webmarketer_refuses):
+    connection = webmarketer_connection_make()
+    other = webmarketer_connection_make(name="wm-2")
+    text = "date,wmktId,email\n2023-08-01T22:00:00Z,1234,a@example.com\n"
+    OfflineInteraction.objects.create(
+        connection=other,
+        date="2023-08-01T22:00:00Z",
+        user_data={"email": "a@example.com"},
+        node_data={"wmktId": "1234"},
+        status="sent",
+    )
+    OfflineInteraction.objects.create(
+        connection=connection,
+        date="2023-08-01T22:00:00Z",
+        user_data={"email": "a@example.com"},
+        node_data={"wmktId": "1234"},
+        status="failed",
+    )
+
+    response = marketing.post("/offline/import", {"connection": connection.pk, "file": csv_file(text)}, follow=True)
+
+    assert [r.status for r in response.context["report"].rows] == ["sent"]
 
 
 # -- admin upload --------------------------------------------------------------------------------------------

@@ -621,12 +621,17 @@ PHONE = re.compile(r"^\+?[\d\s.\-()/]+$")
 @dataclass
 class RowReport:
     row: int
-    status: str  # sent | invalid | rejected | failed
+    status: str  # sent | already_sent (not sent again) | invalid | rejected | failed
     message: str = ""
     interaction_id: int | None = None
 
     def __str__(self) -> str:
-        words = {"invalid": "invalid", "rejected": "rejected by Webmarketer", "failed": "not delivered"}
+        words = {
+            "invalid": "invalid",
+            "rejected": "rejected by Webmarketer",
+            "failed": "not delivered",
+            "already_sent": "already sent, not sent again",
+        }
         return f"row {self.row}: {words.get(self.status, self.status)}" + (f": {self.message}" if self.message else "")
 
 
@@ -639,8 +644,12 @@ class ImportReport:
         return sum(r.status == "sent" for r in self.rows)
 
     @property
+    def already_sent(self) -> int:
+        return sum(r.status == "already_sent" for r in self.rows)
+
+    @property
     def failed(self) -> int:
-        return len(self.rows) - self.sent
+        return len(self.rows) - self.sent - self.already_sent
 
 
 @dataclass
@@ -732,12 +741,36 @@ def _row(number: int, columns: list[tuple[str, str]], cells: list[str]) -> _Row:
     return _Row(number, date, user_data, values["node"])
 
 
+def _interaction_key(date: datetime, user_data: dict[str, Any], node_data: dict[str, Any]) -> tuple[float, str, str]:
+    """What makes two offline interactions the same one: the instant, and the data with its keys in any order."""
+    return (
+        date.timestamp(),
+        json.dumps(user_data, sort_keys=True, ensure_ascii=False),
+        json.dumps(node_data, sort_keys=True, ensure_ascii=False),
+    )
+
+
+def _already_sent(connection: VendorConnection, rows: list[_Row]) -> dict[tuple[float, str, str], OfflineInteraction]:
+    """The interactions among these rows that this connection already received (status sent), by their key."""
+    dates = {row.date for row in rows}
+    found = OfflineInteraction.objects.filter(
+        connection=connection, status=OfflineInteraction.Status.SENT, date__in=dates
+    ).order_by("created_at", "id")
+    return {_interaction_key(r.date, r.user_data, r.node_data): r for r in found}
+
+
 def offline_interactions_import_csv(
-    *, connection: VendorConnection, file: str | Path | IO, user: Any = None, max_rows: int | None = None
+    *,
+    connection: VendorConnection,
+    file: str | Path | IO,
+    user: Any = None,
+    max_rows: int | None = None,
+    resend: bool = False,
 ) -> ImportReport:
     """Check every row of a CSV file of offline interactions (module docstring: the header convention), then
     send the valid ones; the report has one line per row. A bad header, or more than `max_rows` data rows,
-    raises ValueError and nothing is sent."""
+    raises ValueError and nothing is sent. A row this connection already received (same date, userData and
+    nodeData, sent) is reported as already sent and not sent again, unless `resend`."""
     text = _csv_text(file)
     first_line = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first_line.count)
@@ -763,7 +796,16 @@ def offline_interactions_import_csv(
         except ValueError as exc:
             reports[number] = RowReport(number, "invalid", str(exc))
     _session(connection)  # a misconfigured connection fails once, not once per row
+    # Webmarketer keeps no key to recognise an interaction twice: a file imported again would count twice.
+    sent_before = {} if resend else _already_sent(connection, valid)
     for row in valid:
+        key = _interaction_key(row.date, row.user_data, row.node_data)
+        if earlier := sent_before.get(key):
+            when = timezone.localtime(earlier.created_at)  # the console's time zone: UTC
+            origin = f" ({earlier.origin})" if earlier.origin else ""
+            message = f"already sent on {when:%Y-%m-%d %H:%M} UTC{origin}"
+            reports[row.number] = RowReport(row.number, "already_sent", message, earlier.pk)
+            continue
         record = offline_interaction_send(
             connection=connection,
             date=row.date,
@@ -773,11 +815,20 @@ def offline_interactions_import_csv(
         )
         message = "" if record.status == OfflineInteraction.Status.SENT else record.answer
         reports[row.number] = RowReport(row.number, record.status, message, record.pk)
+        if record.status == OfflineInteraction.Status.SENT and not resend:
+            sent_before[key] = record  # the same row twice in one file goes once
     report = ImportReport([reports[n] for n in sorted(reports)])
     audit_record(
         user=user,
         action="offline_interactions.import",
         target=connection,
-        details={"file": name, "rows": len(report.rows), "sent": report.sent, "failed": report.failed},
+        details={
+            "file": name,
+            "rows": len(report.rows),
+            "sent": report.sent,
+            "already_sent": report.already_sent,
+            "failed": report.failed,
+            "resend": resend,
+        },
     )
     return report
