@@ -15,6 +15,8 @@ NAV = [
     ("Event types", "console:event-type-list", "tracking.view_eventtype"),
     ("Trash", "console:trash-list", "tracking.view_trashedevent"),
     ("Offline", "console:offline", "tracking.view_offlineinteraction"),
+    ("Sent", "console:audit-sent", "tracking.view_attempt"),
+    ("Audit", "console:audit-log", "tracking.view_auditentry"),
 ]
 
 

@@ -570,3 +570,99 @@ def bulk_replay_delivered_connections(*, criteria: dict) -> list[VendorConnectio
     """Connections holding delivered deliveries of the selection (what include_delivered would send again)."""
     delivered = bulk_replay_deliveries(criteria=criteria, include_delivered=True).filter(status="delivered")
     return list(VendorConnection.objects.filter(pk__in=delivered.values("connection_id")).order_by("name"))
+
+
+# -- audit: what was sent, who did what ------------------------------------------------------------------------
+def attempt_id_at(when: datetime) -> int:
+    """The id of the first attempt started at or after `when` (max id + 1 when none). Attempt has no index on
+    started_at; ids follow send order, so a binary search over the primary key (a few dozen indexed point reads)
+    turns a date bound into an id bound."""
+    from .models import Attempt
+
+    ids = Attempt.objects.order_by()
+    low, high = (
+        ids.order_by("pk").values_list("pk", flat=True).first(),
+        ids.order_by("-pk").values_list("pk", flat=True).first(),
+    )
+    if low is None:
+        return 0
+    high += 1
+    while low < high:
+        middle = (low + high) // 2
+        row = ids.filter(pk__gte=middle).order_by("pk").values_list("pk", "started_at").first()
+        if row is None or row[1] >= when:
+            high = middle
+        else:
+            low = row[0] + 1
+    return low
+
+
+def attempts_filter(
+    *,
+    connection: str | int = "",
+    event_type: str = "",
+    outcome: str = "",
+    status_code: str | int = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet:
+    """Every attempt across vendors, filtered: connection, event type, outcome, HTTP status (a number, or "none"
+    for no answer), and a started window (turned into an id range)."""
+    from .models import Attempt
+
+    attempts = Attempt.objects.select_related("delivery__connection", "delivery__event").defer("delivery__event__data")
+    if str(connection).isdigit():
+        attempts = attempts.filter(delivery__connection_id=int(connection))
+    if event_type:
+        attempts = attempts.filter(delivery__event__event_type_ref=event_type)
+    if outcome:
+        attempts = attempts.filter(outcome=outcome)
+    if str(status_code).isdigit():
+        attempts = attempts.filter(response_status=int(status_code))
+    elif status_code == "none":
+        attempts = attempts.filter(response_status__isnull=True)
+    if since:
+        attempts = attempts.filter(pk__gte=attempt_id_at(since), started_at__gte=since)
+    if until:
+        attempts = attempts.filter(pk__lt=attempt_id_at(until) + 1, started_at__lt=until)
+    return attempts
+
+
+def id_page(queryset: QuerySet, *, cursor: str = "", limit: int = 50) -> Page:
+    """Rows newest first by id, after the cursor (an id); `limit` of them and the next cursor."""
+    if cursor.isdigit():
+        queryset = queryset.filter(pk__lt=int(cursor))
+    rows = list(queryset.order_by("-pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, str(rows[-1].pk) if more else "")
+
+
+def id_chunks(queryset: QuerySet, *, size: int = 1000):
+    """Every row of the queryset, newest first, read `size` at a time by id (an export never holds them all)."""
+    last = None
+    while True:
+        chunk = queryset if last is None else queryset.filter(pk__lt=last)
+        rows = list(chunk.order_by("-pk")[:size])
+        yield from rows
+        if len(rows) < size:
+            return
+        last = rows[-1].pk
+
+
+def audit_entries_filter(
+    *, user: str = "", action: str = "", since: datetime | None = None, until: datetime | None = None
+) -> QuerySet:
+    """The audit trail filtered: by who (username), what (action, or its group before the dot), and when."""
+    from .models import AuditEntry
+
+    entries = AuditEntry.objects.select_related("user")
+    if user:
+        entries = entries.filter(user__username=user)
+    if action:
+        entries = entries.filter(action=action) if "." in action else entries.filter(action__startswith=f"{action}.")
+    if since:
+        entries = entries.filter(at__gte=since)
+    if until:
+        entries = entries.filter(at__lt=until)
+    return entries

@@ -2,7 +2,19 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import api
-from .views import api_docs, bulk_replay, connections, dashboard, event_types, events, leads, offline, routes, trash
+from .views import (
+    api_docs,
+    audit,
+    bulk_replay,
+    connections,
+    dashboard,
+    event_types,
+    events,
+    leads,
+    offline,
+    routes,
+    trash,
+)
 
 console = [
     path("", events.home, name="home"),
@@ -12,6 +24,9 @@ console = [
     path("events/<uuid:uuid>/replay", events.event_replay_view, name="event-replay"),
     path("events/<uuid:uuid>/deliveries", events.event_deliveries, name="event-deliveries"),
     path("deliveries/<int:pk>/raw", events.raw_event, name="delivery-raw"),
+    path("audit/sent/", audit.sent_list, name="audit-sent"),
+    path("audit/sent.csv", audit.sent_export, name="audit-sent-export"),
+    path("audit/log/", audit.audit_log, name="audit-log"),
     path("bulk-replay/new", bulk_replay.bulk_replay_new, name="bulk-replay-new"),
     path("bulk-replay/<int:pk>/", bulk_replay.bulk_replay_detail, name="bulk-replay-detail"),
     path("bulk-replay/<int:pk>/cancel", bulk_replay.bulk_replay_cancel_view, name="bulk-replay-cancel"),
