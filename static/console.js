@@ -12,3 +12,22 @@ document.addEventListener("change", (event) => {
   if (!box) return;
   box.closest("table").querySelectorAll(box.dataset.checkAll).forEach((other) => { other.checked = box.checked; });
 });
+
+// -- live stream: data-live-toggle="<poller selector>" pauses / resumes the poller's requests ------------------
+// (htmx's trigger filters would need eval; cancelling the poll's request keeps the CSP strict). The state sits
+// on the button: the poller itself is replaced by each answer.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-live-toggle]");
+  if (!button) return;
+  const paused = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(paused));
+  button.textContent = paused ? "Resume" : "Pause";
+  const state = document.getElementById("live-state");
+  if (state) state.textContent = paused ? "paused: no new rows until you resume" : "following: new rows every 2 s";
+});
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const poller = event.detail.elt;
+  if (!poller || !poller.matches || !poller.matches("[data-live]")) return;
+  const toggle = document.querySelector(`[data-live-toggle="#${poller.id}"]`);
+  if (toggle && toggle.getAttribute("aria-pressed") === "true") event.preventDefault();
+});

@@ -15,6 +15,7 @@ NAV = [
     ("Event types", "console:event-type-list", "tracking.view_eventtype"),
     ("Trash", "console:trash-list", "tracking.view_trashedevent"),
     ("Offline", "console:offline", "tracking.view_offlineinteraction"),
+    ("Live", "console:live", "tracking.view_event"),
     ("Sent", "console:audit-sent", "tracking.view_attempt"),
     ("Audit", "console:audit-log", "tracking.view_auditentry"),
 ]

@@ -666,3 +666,62 @@ def audit_entries_filter(
     if until:
         entries = entries.filter(at__lt=until)
     return entries
+
+
+# -- live stream ---------------------------------------------------------------------------------------------
+@dataclass
+class LiveRow:
+    """One line of the live stream: an event received, or an attempt to deliver one (its outcome)."""
+
+    kind: str  # "event" or "attempt"
+    at: datetime
+    event: Event
+    attempt: Any = None
+
+
+@dataclass
+class LiveBatch:
+    rows: list[LiveRow]  # newest first
+    event_cursor: int
+    attempt_cursor: int
+
+
+def live_batch(
+    *, event_cursor: int | None = None, attempt_cursor: int | None = None, event_type: str = "", connection: str = ""
+) -> LiveBatch:
+    """Events and attempts newer than the cursors (ids), at most LIVE_LIMIT of each, read by primary key; with no
+    cursor, the latest ones. Filtered by event type and connection."""
+    from .models import Attempt
+
+    events = Event.objects.select_related("source").defer("data").order_by()
+    attempts = Attempt.objects.select_related("delivery__connection", "delivery__event").defer(
+        "delivery__event__data", "request_body", "response_body"
+    )
+    if event_type:
+        events = events.filter(event_type_ref=event_type)
+        attempts = attempts.filter(delivery__event__event_type_ref=event_type)
+    if str(connection).isdigit():
+        events = events.filter(Exists(Delivery.objects.filter(event_id=OuterRef("pk"), connection_id=int(connection))))
+        attempts = attempts.filter(delivery__connection_id=int(connection))
+
+    def newer(queryset: QuerySet, cursor: int | None) -> list:
+        if cursor is None:
+            return list(reversed(queryset.order_by("-pk")[:LIVE_LIMIT]))
+        return list(queryset.filter(pk__gt=cursor).order_by("pk")[:LIVE_LIMIT])
+
+    new_events, new_attempts = newer(events, event_cursor), newer(attempts, attempt_cursor)
+    rows = [LiveRow("event", e.received_at, e) for e in new_events]
+    rows += [LiveRow("attempt", a.started_at, a.delivery.event, a) for a in new_attempts]
+    rows.sort(key=lambda r: r.at, reverse=True)
+
+    def after(rows: list, cursor: int | None, model) -> int:
+        if rows:
+            return rows[-1].pk
+        if cursor is None:  # nothing matches yet: from the newest row of all, never from the start of the log
+            return model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        return cursor
+
+    return LiveBatch(rows, after(new_events, event_cursor, Event), after(new_attempts, attempt_cursor, Attempt))
+
+
+LIVE_LIMIT = 50
