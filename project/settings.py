@@ -173,6 +173,10 @@ HUB_SWEEP_SECONDS = env.float("HUB_SWEEP_SECONDS", default=5.0)
 # Beat: how often to mirror Webmarketer event types, and to pull Webmarketer's trashed events.
 HUB_EVENT_TYPES_SYNC_SECONDS = env.float("HUB_EVENT_TYPES_SYNC_SECONDS", default=600.0)
 HUB_TRASH_PULL_SECONDS = env.float("HUB_TRASH_PULL_SECONDS", default=300.0)
+# Webmarketer insights answers are kept this long (per query) in the cache below.
+HUB_INSIGHTS_CACHE_SECONDS = env.float("HUB_INSIGHTS_CACHE_SECONDS", default=120.0)
+# Short-lived answers (Webmarketer insights): per process by default; CACHE_URL (e.g. redis://…) shares them.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # A delivery claimed longer ago than this is taken back from a worker that died.
 HUB_STUCK_AFTER_SECONDS = env.float("HUB_STUCK_AFTER_SECONDS", default=300.0)
 # A delivery (or lead delivery) taken back from `sending` this many times fails instead of looping.

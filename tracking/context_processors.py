@@ -18,6 +18,7 @@ NAV = [
     ("Live", "console:live", "tracking.view_event"),
     ("Sent", "console:audit-sent", "tracking.view_attempt"),
     ("Audit", "console:audit-log", "tracking.view_auditentry"),
+    ("Insights", "console:insights", "tracking.view_insights"),
 ]
 
 

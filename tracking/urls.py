@@ -10,6 +10,7 @@ from .views import (
     dashboard,
     event_types,
     events,
+    insights,
     leads,
     live,
     offline,
@@ -20,6 +21,7 @@ from .views import (
 console = [
     path("", events.home, name="home"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("insights/", insights.insights_page, name="insights"),
     path("events/", events.event_list, name="event-list"),
     path("events/<uuid:uuid>/", events.event_detail, name="event-detail"),
     path("events/<uuid:uuid>/replay", events.event_replay_view, name="event-replay"),
