@@ -1,4 +1,4 @@
-# make run: set up and start the whole embedded stack.  make test: set up and run the whole suite.
+# make run: set up and start the whole embedded stack (PORT=…, SANDBOX_PORT=… to choose ports).  make test: set up and run the whole suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# make run PORT=8100 SANDBOX_PORT=8865: the console's and the vendor sandbox's ports (defaults 8000 and 8765).
+PORT ?= 8000
+SANDBOX_PORT ?= 8765
+
 run: setup
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py runstack
+	$(BIN)/python manage.py runstack --port $(PORT) --sandbox-port $(SANDBOX_PORT)
 
 test: export HUB_VAR_DIR ?= $(CURDIR)/var/test
 test: setup

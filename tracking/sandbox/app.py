@@ -32,6 +32,7 @@ class Faults:
     timeout_rate: float = 0.0  # share of calls that hang for hang_seconds (clients time out)
     hang_seconds: float = 30.0
     fail_status: int | None = None  # every call answered with this status (e.g. 400): permanent failures
+    fail_message: str = "injected permanent failure"  # what a fail_status answer says
     vendors: list[str] = field(default_factory=list)  # empty: all vendors
 
 
@@ -86,7 +87,7 @@ async def inject_fault(state: SandboxState, vendor: str) -> Response | None:
     if faults.latency_ms:
         await asyncio.sleep(faults.latency_ms / 1000)
     if faults.fail_status:
-        return json_error(faults.fail_status, "injected permanent failure")
+        return json_error(faults.fail_status, faults.fail_message)
     roll = random.random()
     if roll < faults.timeout_rate:
         await asyncio.sleep(faults.hang_seconds)

@@ -64,6 +64,11 @@ class Sandbox(VendorSandbox):
             Route("/__sandbox__/webmarketer/service-accounts", self.service_account_create, methods=["POST"]),
             Route("/__sandbox__/webmarketer/events", self.inspect_events),
             Route("/__sandbox__/webmarketer/tokens", self.tokens_revoke, methods=["DELETE"]),
+            Route(
+                "/__sandbox__/webmarketer/projects/{project_id}/event-types/{reference}",
+                self.console_event_type_change,
+                methods=["PATCH"],
+            ),
             Route("/webmarketer/oidc/token", self.token, methods=["POST"]),
             Route("/webmarketer/api/v1/events", self.event_create, methods=["POST"]),
             Route(f"{PROJECT}/event-types", self.event_types_list, methods=["GET", "POST"]),
@@ -272,19 +277,41 @@ class Sandbox(VendorSandbox):
         if request.method == "DELETE":
             del types[reference]
             return Response(status_code=204)
-        changes = await json_body(request, _not_json)
+        return self._event_type_change(types, doc, await json_body(request, _not_json))
+
+    def _event_type_change(self, types: dict[str, dict[str, Any]], doc: dict[str, Any], changes: Any) -> Response:
         if not isinstance(changes, dict):
             return json_error(400, "body must be an object", error="Bad Request")
         editable = {"name", "fields", "metadata", "phoneParsingConfig", "expirationPolicy", "archivedAt"}
         updated = {**doc, **{k: v for k, v in changes.items() if k in editable}}
         if "archived" in changes:
             updated["archivedAt"] = (doc["archivedAt"] or _now()) if changes["archived"] else None
+        if field_changes := changes.get("fieldChanges"):
+            # {"phone": {"optional": false}}: change some keys of fields named by storageKey, as one would in
+            # Webmarketer's console, without sending the whole list.
+            if not isinstance(field_changes, dict) or not all(isinstance(v, dict) for v in field_changes.values()):
+                return json_error(400, "fieldChanges must map storageKeys to objects", error="Bad Request")
+            unknown = set(field_changes) - {f.get("storageKey") for f in updated["fields"]}
+            if unknown:
+                return json_error(400, f"no such fields: {sorted(unknown)}", error="Bad Request")
+            updated["fields"] = [{**f, **field_changes.get(f.get("storageKey"), {})} for f in updated["fields"]]
         problem = _event_type_problems(updated)
         if problem:
             return json_error(400, problem, error="Bad Request")
         updated["updatedAt"] = _now()
-        types[reference] = updated
+        types[doc["reference"]] = updated
         return JSONResponse(updated)
+
+    async def console_event_type_change(self, request: Request) -> Response:
+        """PATCH, no token: a change made by hand in Webmarketer's console (the demo makes a field required
+        this way, so events sent before the hub synced land in the trash). Same body as the API's PATCH, plus
+        fieldChanges: {storageKey: {key: value}}."""
+        project, reference = request.path_params["project_id"], request.path_params["reference"]
+        types = self.event_types.get(project, {})
+        doc = types.get(reference)
+        if doc is None:
+            return json_error(404, f"Event type {reference!r} not found", error="Not Found")
+        return self._event_type_change(types, doc, await json_body(request, _not_json))
 
     def trash_if_invalid(self, event: dict[str, Any]) -> None:
         """An event whose type the sandbox knows and whose data breaks it goes to the trash, as in Webmarketer

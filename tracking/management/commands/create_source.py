@@ -3,17 +3,28 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from tracking.models import Source
-from tracking.services.ingest import source_create
+from tracking.services.ingest import source_create, source_rotate_token
 
 
 class Command(BaseCommand):
-    help = "Create an ingest source and print its token (shown once; only a hash is kept)."
+    help = (
+        "Create an ingest source and print its token (shown once; only a hash is kept). With --rotate, give an "
+        "existing source a new token: the old one stops working at once."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name")
+        parser.add_argument("--rotate", action="store_true", help="Replace the token of an existing source.")
 
-    def handle(self, *args, name: str, **options):
-        if Source.objects.filter(name=name).exists():
-            raise CommandError(f"a source named {name!r} exists already")
+    def handle(self, *args, name: str, rotate: bool, **options):
+        source = Source.objects.filter(name=name).first()
+        if rotate:
+            if source is None:
+                raise CommandError(f"no source named {name!r}")
+            token = source_rotate_token(source=source)
+            self.stdout.write(f"Source {source.name}: new token (shown once; the old one no longer works):\n{token}")
+            return
+        if source is not None:
+            raise CommandError(f"a source named {name!r} exists already (--rotate gives it a new token)")
         source, token = source_create(name=name)
         self.stdout.write(f"Source {source.name} created. Its token (shown once, keep it safe):\n{token}")

@@ -81,7 +81,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\nEvent hub running: console http://{host}:{port}/ (Django admin: /admin/)"
-                    f"\nIngest API: http://{host}:{port}/api/v1/events"
+                    f"\nIngest API: http://{host}:{port}/api/v1/events (reference: http://{host}:{port}/api/v1/docs)"
                     f"\nVendor sandbox: {sandbox_url}/  (what it received: {sandbox_url}/__sandbox__/received)"
                     "\nCtrl-C stops everything.\n"
                 )

@@ -1,21 +1,22 @@
 from __future__ import annotations
 
-import random
-
 import httpx
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from tracking.demo import EVENT_TYPES, PEOPLE, PURCHASE_ROUTES, purchase_data, sandbox_egress_allow
+from tracking.demo import EVENT_TYPES, PURCHASE_ROUTES, sandbox_egress_allow
 from tracking.models import EventType, Route, Source, VendorConnection
 from tracking.roles import roles_sync
 from tracking.sandbox.accounts import sandbox_connection_values
 from tracking.services.connections import connection_create, connection_test, connection_update
-from tracking.services.ingest import events_ingest, source_create, source_rotate_token
+from tracking.services.demo import DemoError, demo_story
+from tracking.services.ingest import source_create
 from tracking.services.routes import route_create
+from tracking.services.webmarketer import event_type_push, event_types_pull
 from tracking.vendors import egress
+from tracking.vendors.webmarketer import AnswerError
 
 # Demo user per role (tracking/roles.py): Sales work in the console only, the others may open the admin too.
 DEMO_USERS = {"Marketing": ("marketing", True), "Sales": ("sales", False), "Auditor": ("auditor", True)}
@@ -27,8 +28,10 @@ ROUTED_TO_ALL = "purchase"
 
 class Command(BaseCommand):
     help = (
-        "Seed the demo: users per role, event types, a connection to each of the five vendors in the sandbox, "
-        "purchase routed to all five, some traffic. Running it again changes nothing but the source token."
+        "Seed the demo: users per role, event types pushed to the sandbox's Webmarketer and in sync, a connection "
+        "to each of the five vendors in the sandbox, purchase routed to all five, and on the first run some "
+        "delivered traffic: a few events in the trash waiting for a fix, a failed delivery, leads qualified and "
+        "converted. Running it again changes nothing (the source token printed first stays valid)."
     )
 
     def add_arguments(self, parser):
@@ -46,6 +49,7 @@ class Command(BaseCommand):
         logins = self.users()
         self.event_types()
         connection = self.webmarketer(sandbox_url)
+        self.event_types_sync(connection)
         for event_type in EventType.objects.filter(reference__in=[e["reference"] for e in EVENT_TYPES]):
             Route.objects.get_or_create(event_type=event_type, connection=connection)
         purchase = EventType.objects.get(reference=ROUTED_TO_ALL)
@@ -61,18 +65,34 @@ class Command(BaseCommand):
                     options=route_options,
                 )
         source = Source.objects.filter(name=DEMO_SOURCE).first()
+        token = None
         if source is None:
             source, token = source_create(name=DEMO_SOURCE)
-            self.traffic(source, events)
-        else:
-            token = source_rotate_token(source=source)
+            try:
+                if events:  # --events 0: connections, types and routes only (the integration tests' setup)
+                    demo_story(
+                        source=source,
+                        connection=connection,
+                        sandbox_url=sandbox_url,
+                        count=events,
+                        out=self.stdout.write,
+                    )
+            except DemoError as exc:
+                raise CommandError(str(exc)) from None
         routed = Route.objects.filter(event_type=purchase, enabled=True).values_list("connection__name", flat=True)
         self.stdout.write(f"{ROUTED_TO_ALL} is routed to: {', '.join(sorted(routed))}")
         self.stdout.write("Demo logins (user / password):")
         for username, password in logins:
             self.stdout.write(f"  {username} / {password}")
-        self.stdout.write(f"Demo source token ({DEMO_SOURCE}):\n  {token}")
-        self.stdout.write(f"TOKEN={token}")
+        if token:
+            self.stdout.write(f"Demo source token ({DEMO_SOURCE}), shown this once:\n  {token}")
+            self.stdout.write(f"TOKEN={token}")
+        else:
+            # Never rotated here: the token printed on the first run may be in use by a script.
+            self.stdout.write(
+                f"Demo source {DEMO_SOURCE}: its token starts with {source.token_prefix}… (printed on the first "
+                f"run). For a new one: python manage.py create_source --rotate {DEMO_SOURCE}"
+            )
 
     @transaction.atomic
     def users(self) -> list[tuple[str, str]]:
@@ -94,10 +114,22 @@ class Command(BaseCommand):
         return logins
 
     def event_types(self) -> None:
+        # Only when absent: staff may have edited them in the console since.
         for spec in EVENT_TYPES:
-            EventType.objects.update_or_create(
+            EventType.objects.get_or_create(
                 reference=spec["reference"], defaults={k: v for k, v in spec.items() if k != "reference"}
             )
+
+    def event_types_sync(self, connection: VendorConnection) -> None:
+        """The demo's types in the sandbox's Webmarketer and in sync: pushed where Webmarketer lacks them (a
+        fresh sandbox), then pulled, which adopts the ones both sides hold alike and overwrites nothing."""
+        for event_type in EventType.objects.filter(reference__in=[e["reference"] for e in EVENT_TYPES]):
+            try:
+                event_type_push(event_type=event_type, connection=connection)
+            except AnswerError as exc:
+                if exc.status != 409:  # 409: Webmarketer has it already; the pull below tells how it compares
+                    raise CommandError(f"could not push {event_type.reference} to the sandbox: {exc}") from None
+        event_types_pull(connection=connection)
 
     def webmarketer(self, sandbox_url: str) -> VendorConnection:
         urls = {"base_url": f"{sandbox_url}/webmarketer/api/v1/", "auth_url": f"{sandbox_url}/webmarketer/oidc/token"}
@@ -141,27 +173,3 @@ class Command(BaseCommand):
             # The sandbox moved (another port) or gave other credentials.
             connection_update(connection=connection, secrets=values["secrets"], **changes)
         return connection
-
-    def traffic(self, source: Source, count: int) -> None:
-        rng = random.Random(7)
-        items = []
-        for i in range(count):
-            first, last = rng.choice(PEOPLE)
-            email = f"{first}.{last}@example.com".lower()
-            if i % 3 == 0:
-                quantities = (rng.randint(0, 2), rng.randint(0, 1), rng.randint(1, 3))
-                items.append({"eventType": "purchase", "data": purchase_data(first, last, i, quantities)})
-            else:
-                items.append(
-                    {
-                        "eventType": "contact-form",
-                        "data": {
-                            "email": email,
-                            "first_name": first,
-                            "last_name": last,
-                            "message": "Please call me about the offer.",
-                        },
-                    }
-                )
-        items.append({"eventType": "contact-form", "data": {"email": "not-an-email", "message": "hi"}})
-        events_ingest(source=source, items=items)
