@@ -205,3 +205,11 @@ def test_seeding_again_keeps_what_staff_edited_in_the_console(sandbox, sandbox_u
 
     assert Route.objects.get(pk=route.pk).vendor_event_name == "order"
     assert EventType.objects.get(reference="call-me-back").name == "Call back (edited)"
+
+
+def test_make_run_takes_the_ports_to_use():
+    dry = subprocess.run(
+        ["make", "-n", "run", "PORT=8100", "SANDBOX_PORT=8865"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    assert "manage.py runstack --port 8100 --sandbox-port 8865" in dry.stdout
