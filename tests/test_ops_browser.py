@@ -1,0 +1,78 @@
+"""Operations in a real browser: the live stream follows new events, a bulk replay of 200 deliveries runs its
+progress bar to 100 % on the real worker and the sandbox receives them again."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import console_login, htmx_idle, wait_until
+from tests.factories import (
+    event_store,
+    event_type_make,
+    route_make,
+    sandbox_connection_make,
+    source_make,
+    user_make,
+    webmarketer_connection_make,
+)
+from tracking.models import BulkReplay, Delivery
+from tracking.services.ingest import events_ingest
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_live_stream_shows_a_new_event_and_opens_it(page, transactional_db):
+    user_make("Auditor", password="pw-a")
+    route_make(event_type_make(), webmarketer_connection_make())
+    source, _ = source_make()
+    console_login(page, "auditor", "pw-a")
+    page.goto("/live/")
+    expect(page.locator("#live-rows tr")).to_have_count(0)
+
+    (result,) = events_ingest(
+        source=source,
+        items=[{"eventType": "contact-form", "nonce": "live-1", "data": {"email": "a@b.co", "message": "x"}}],
+    )
+
+    row = page.locator("#live-rows tr.live-event")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("contact-form")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#live-state")).to_contain_text("paused")
+    page.get_by_role("button", name="Resume").click()
+    row.get_by_role("link", name="contact-form").click()
+    expect(page).to_have_url(f"/events/{result.event.uuid}/")
+
+
+def test_a_bulk_replay_of_200_deliveries_runs_to_100_percent_and_sends_them_again(
+    page, celery_worker, sandbox, sandbox_url
+):
+    user_make("Marketing", password="pw-m")
+    connection = sandbox_connection_make(sandbox_url, timeout_seconds=5, batch_size=50)
+    route = route_make(event_type_make(), connection)
+    for i in range(200):
+        event_store(
+            route.event_type, {"email": f"p{i}@example.com", "message": "hi"}, nonce=f"bulk-{i}", routes=[route]
+        )
+    Delivery.objects.update(status="failed", last_error="HTTP 503 (given up)")
+
+    console_login(page, "marketing", "pw-m")
+    page.goto("/events/?delivery_status=failed")
+    htmx_idle(page)
+    page.get_by_role("link", name="Replay everything matching these filters…").click()
+    expect(page.locator("#bulk-count")).to_have_text("200")
+    page.get_by_role("button", name="Start the replay").click()
+
+    expect(page.locator("#bulk-percent")).to_have_text("100 %", timeout=120_000)
+    expect(page.locator("#bulk-progress")).to_have_attribute("data-status", "done")
+    expect(page.locator("#bulk-done")).to_have_text("200")
+    job = BulkReplay.objects.get()
+    assert (job.status, job.done, job.failed, job.total) == ("done", 200, 0, 200)
+    wait_until(
+        lambda: Delivery.objects.filter(generation=1, status="delivered").count() == 200,
+        timeout=120,
+        message="the 200 replayed deliveries to be delivered",
+    )
+    received = sandbox.get("/__sandbox__/webmarketer/events").json()
+    assert received["count"] == 200
