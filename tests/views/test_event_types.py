@@ -414,3 +414,25 @@ def test_without_an_enabled_webmarketer_connection_there_is_nothing_to_push_to(m
     assert "No enabled Webmarketer connection to push to." in detail and ">Push to Webmarketer</button>" not in detail
     assert "Choose an enabled Webmarketer connection to push to." in pushed
     assert not AuditEntry.objects.filter(action="event_type.push").exists()
+
+
+# -- polish ----------------------------------------------------------------------------------------------------
+def test_the_detail_page_shows_metadata_as_json_like_the_editor_takes_it(marketing):
+    event_type = event_type_make(metadata={"form": "website", "consent": True, "tags": None})
+
+    html = marketing.get(f"/event-types/{event_type.pk}/").content.decode()
+
+    assert "&quot;consent&quot;: true" in html and "&quot;tags&quot;: null" in html
+    assert "True" not in html.split("Metadata", 1)[1].split("</section>", 1)[0]
+
+
+def test_the_push_button_goes_once_the_type_is_in_webmarketer(marketing, wm):
+    connection, _ = wm
+    marketing.post("/event-types/new/", editor_post())
+    event_type = EventType.objects.get()
+    assert "Push to Webmarketer" in marketing.get(f"/event-types/{event_type.pk}/").content.decode()
+
+    marketing.post(f"/event-types/{event_type.pk}/push", {"connection": connection.pk})
+
+    html = marketing.get(f"/event-types/{event_type.pk}/").content.decode()
+    assert "Push to Webmarketer" not in html and "In sync with Webmarketer: nothing to push." in html

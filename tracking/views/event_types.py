@@ -117,6 +117,8 @@ def event_type_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "conflict": event_type.conflicts.filter(resolved_at__isnull=True).select_related("connection").first(),
             "push_form": PushForm(),
             "push_body": json.dumps(event_type_push_body(event_type), indent=2, ensure_ascii=False),
+            # JSON, as the editor takes it (not Python's repr of a dict).
+            "metadata_json": json.dumps(event_type.metadata, indent=2, ensure_ascii=False),
             "no_update_hint": NO_UPDATE_HINT,
         },
     )
