@@ -10,11 +10,17 @@ from typing import Any
 from django import forms
 
 from .models import EventType, Route, VendorConnection
-from .services.routes import route_problems
+from .services.routes import (
+    ENVELOPE_PATHS,
+    event_type_data_paths,
+    route_problems,
+    route_source_problems,
+    source_problem,
+)
 from .vendors import acquia, algonomy, tracardi, tracify
 
 # Reference: tracking/vendors/base.py resolve_path (the grammar every vendor module reads).
-ROOT_PATHS = ("eventDate", "eventType", "trackerId", "nonce", "vendorEventName")
+ROOT_PATHS = ENVELOPE_PATHS
 PATH_HELP = (
     "data.<field> (data.items.0.sku for a list element), eventDate, trackerId, nonce, eventType, "
     "item.<field> (inside a list of items), =text for a constant text, or a number, true or false"
@@ -240,6 +246,14 @@ class RouteForm(forms.Form):
     connection = forms.ModelChoiceField(VendorConnection.objects.all(), empty_label="— choose a connection —")
     vendor_event_name = forms.CharField(required=False, max_length=100, label="Vendor event name")
     enabled = forms.BooleanField(required=False, initial=True, help_text="Disabled routes queue no delivery.")
+    undeclared_ok = forms.BooleanField(
+        required=False,
+        label="Keep sources the event type does not declare",
+        help_text=(
+            "A data.… source must be a field of the event type or a key its logged events carry. Tick this to keep "
+            "one its events will carry (ingest keeps extra keys) before any has been logged."
+        ),
+    )
     session_path = forms.CharField(
         required=False,
         label="Session id from",
@@ -263,6 +277,8 @@ class RouteForm(forms.Form):
                 else "",
             }
             initial.update({f"option_{k}": v for k, v in route.options.items()})
+            # A route saved with sources its type does not declare stays editable as it was saved.
+            initial["undeclared_ok"] = bool(route_source_problems(event_type=route.event_type, mapping=route.mapping))
         super().__init__(data, initial=initial)
         connection = self.selected_connection()
         self.kind = connection.kind if connection else ""
@@ -295,6 +311,7 @@ class RouteForm(forms.Form):
             self.rows = []
         self.values: dict[str, Any] = {}
         self.read_only = False
+        self._data_paths: tuple[list[str], set[str]] | None = None
 
     def _lookup(self, name: str, model):
         value = self[name].value()
@@ -340,6 +357,9 @@ class RouteForm(forms.Form):
             except ValueError as exc:
                 row.error = str(exc)[:1].upper() + str(exc)[1:] + "."
                 continue
+            if problem := self._source_problem(value):
+                row.error = problem[:1].upper() + problem[1:] + "."
+                continue
             if isinstance(value, str) and (value == "item" or value.startswith("item.")) and not self._item_ok(row):
                 inside = ", ".join(a.rstrip(".") + ("…" if a.endswith(".") else "") for a in self.spec.item_attributes)
                 row.error = (
@@ -351,6 +371,21 @@ class RouteForm(forms.Form):
             seen.add(row.attribute)
             pairs.append((row.attribute, value))
         return pairs
+
+    def data_paths(self) -> tuple[list[str], set[str]]:
+        """(declared, seen) data paths of the chosen event type (services.routes.event_type_data_paths), read once."""
+        if self._data_paths is None:
+            event_type = self.selected_event_type()
+            self._data_paths = event_type_data_paths(event_type) if event_type else ([], set())
+        return self._data_paths
+
+    def _source_problem(self, value: Any) -> str:
+        """Why a parsed source names nothing the chosen event type's events have ("" when fine, or acknowledged)."""
+        event_type = self.selected_event_type()
+        if event_type is None or self["undeclared_ok"].value():
+            return ""
+        declared, seen = self.data_paths()
+        return source_problem(value, {*declared, *seen}, event_type)
 
     def _item_ok(self, row: Row) -> bool:
         return any(
@@ -404,11 +439,6 @@ class RouteForm(forms.Form):
         return [self[f"option_{o.name}"] for o in self.spec.options]
 
     def source_suggestions(self) -> list[str]:
-        event_type = self.selected_event_type()
-        fields = event_type.fields if event_type else []
-        keys = [
-            f"data.{f.get('ingestionKey') or f.get('storageKey')}"
-            for f in fields
-            if f.get("entity") in ("user", "event")
-        ]
-        return [*keys, *ROOT_PATHS]
+        """The sources the editor offers: the event type's fields, the keys its logged events carry, the envelope."""
+        declared, seen = self.data_paths()
+        return [*declared, *sorted(seen - set(declared)), *ENVELOPE_PATHS]

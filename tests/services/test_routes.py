@@ -20,7 +20,13 @@ from tracking.models import AuditEntry, Delivery, EventType, Route
 from tracking.services.delivery import connection_dispatch, deliveries_claim
 from tracking.services.ingest import events_ingest
 from tracking.services.replay import event_replay
-from tracking.services.routes import route_create, route_delete, route_preview, route_update
+from tracking.services.routes import (
+    route_create,
+    route_delete,
+    route_preview,
+    route_source_problems,
+    route_update,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -355,3 +361,41 @@ def test_a_route_deleted_in_the_admin_cancels_its_deliveries_naming_who_and_is_a
     assert response.status_code == 302 and not Route.objects.exists(), response.content.decode()[:3000]
     assert_never_sent_again(route, delivery, tracardi, "cancelled: route deleted by marketing")
     assert AuditEntry.objects.filter(action="route.delete", user__username="marketing").exists()
+
+
+# -- sources ---------------------------------------------------------------------------------------------------
+def test_a_mapping_source_names_a_field_a_logged_key_the_envelope_an_item_or_a_constant():
+    from tests.factories import PURCHASE, event_store
+
+    purchase = event_type_make(PURCHASE)
+    event_store(purchase, {"email": "a@b.co", "items": [{"sku": "1"}], "place": {"city": "Paris"}}, nonce="s-1")
+    mapping = {
+        "a": "data.email",
+        "b": "data.items.2.sku",
+        "c": "data.place.city",
+        "d": "eventDate",
+        "e": "item.whatever",
+        "f": "=text",
+        "g": 0,
+        "h": {"constant": "object"},
+        "i": "data",
+    }
+
+    assert route_source_problems(event_type=purchase, mapping=mapping) == []
+    problems = route_source_problems(
+        event_type=purchase,
+        mapping={"events": {"Email": "data.emial"}, "customers": {"X": "data.items.0.price"}, "y": "payload.x"},
+    )
+    assert [p.split(":")[0] for p in problems] == ["data.emial", "data.items.0.price", "payload.x is not a source"]
+
+
+def test_a_location_fields_parts_are_sources_before_any_event_is_logged():
+    from tracking.demo import EVENT_TYPES
+
+    call_me_back = event_type_make(next(e for e in EVENT_TYPES if e["reference"] == "call-me-back"))
+    mapping = {"zip": "data.location.zipcode", "phone": "data.phone", "state": "data.qualified"}
+
+    # States and statistics are not in the event's data: only user and event fields are.
+    assert [p.split(":")[0] for p in route_source_problems(event_type=call_me_back, mapping=mapping)] == [
+        "data.qualified"
+    ]

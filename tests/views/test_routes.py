@@ -136,6 +136,7 @@ def test_the_list_shows_each_route_with_its_connection_vendor_name_and_state(cli
 
 # -- create and edit -----------------------------------------------------------------------------------------
 def test_marketing_creates_an_algonomy_route_from_mapping_rows(client, marketing, purchase, algonomy):
+    logged()  # a purchase as the shop posts it: order_id, payment, items and address beside the declared fields
     response = post(
         client, "/routes/new/", form_data(purchase, algonomy, CHECKOUT_ROWS, vendor_event_name="eventCheckout")
     )
@@ -209,7 +210,8 @@ def test_acquia_rows_fill_entities_and_the_options_are_kept(client, marketing, p
     post(
         client,
         "/routes/new/",
-        form_data(purchase, acquia, rows, vendor_event_name="purchase", option_send_customers="on"),
+        # No purchase logged yet: the sources it does not declare are kept on purpose.
+        form_data(purchase, acquia, rows, vendor_event_name="purchase", option_send_customers="on", undeclared_ok="on"),
     )
 
     route = Route.objects.get()
@@ -227,6 +229,7 @@ def test_acquia_rows_fill_entities_and_the_options_are_kept(client, marketing, p
 
 def test_a_tracardi_route_takes_its_method_and_session_path(client, marketing, purchase):
     tracardi = vendor_connection_make("tracardi")
+    logged()
     rows = [("order", "data.order_id"), ("value", "data.amount")]
 
     post(client, "/routes/new/", form_data(purchase, tracardi, rows, option_method="GET", session_path="data.session"))
@@ -432,3 +435,74 @@ def test_the_edit_page_lists_recent_logged_events_of_the_type_for_the_preview(cl
 
     assert [e.pk for e in response.context["recent_events"]] == [event.pk]  # valid ones only
     assert "email=kate@example.com" in response.content.decode()
+
+
+# -- sources must exist ----------------------------------------------------------------------------------------
+def test_a_source_the_event_type_does_not_have_is_refused_and_nothing_saved(client, marketing, purchase, algonomy):
+    logged()
+    rows = [("customer.email", "data.email"), ("eventData.bogus", "data.nonexistent_field")]
+
+    response = post(client, "/routes/new/", form_data(purchase, algonomy, rows, vendor_event_name="eventLogout"))
+
+    assert response.status_code == 200 and not Route.objects.exists()
+    html = response.content.decode()
+    assert "Data.nonexistent_field: purchase has no such field and none of its logged events carries it" in html
+    assert "Route saved" not in html
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "data.email",  # a declared field (ingestionKey)
+        "data.order_id",  # a key its logged events carry
+        "data.items.0.productId",  # inside a list they carry
+        "data.items.3.quantity",  # any index
+        "data.address.countryCode",
+        "eventDate",
+        "trackerId",
+        "nonce",
+        "vendorEventName",
+        "=web",
+        "42",
+    ],
+)
+def test_sources_the_events_have_are_accepted(client, marketing, purchase, algonomy, source):
+    logged()
+    rows = [("customer.email", "data.email"), ("eventData.x", source)]
+
+    response = post(client, "/routes/new/", form_data(purchase, algonomy, rows, vendor_event_name="eventLogout"))
+
+    assert response.status_code == 302, response.content.decode()
+
+
+def test_a_source_no_event_carries_yet_is_kept_only_when_ticked(client, marketing, purchase, algonomy):
+    rows = [("customer.email", "data.email"), ("eventData.orderId", "data.order_id")]
+    data = form_data(purchase, algonomy, rows, vendor_event_name="eventLogout")
+
+    assert post(client, "/routes/new/", data).status_code == 200 and not Route.objects.exists()
+    response = post(client, "/routes/new/", {**data, "undeclared_ok": "on"})
+
+    route = Route.objects.get()
+    assert response.status_code == 302 and route.mapping["eventData.orderId"] == "data.order_id"
+    # Edited later, the box comes ticked: the route saves as it was.
+    assert 'id="id_undeclared_ok" checked' in client.get(f"/routes/{route.pk}/").content.decode()
+
+
+def test_the_preview_names_a_source_that_does_not_exist_instead_of_dropping_it(client, marketing, purchase, algonomy):
+    event = logged()
+    rows = [("customer.email", "data.email"), ("eventData.bogus", "data.nonexistent_field")]
+    query = {**form_data(purchase, algonomy, rows, vendor_event_name="eventLogout"), "preview_event": event.pk}
+
+    html = client.get("/routes/preview", query).content.decode()
+
+    assert "1 mapping row with errors left out of this preview" in html
+
+
+def test_the_editor_offers_the_fields_and_the_keys_logged_events_carry(client, marketing, purchase, algonomy):
+    logged()
+
+    html = client.get("/routes/new/", {"event_type": purchase.pk, "connection": algonomy.pk}).content.decode()
+
+    for source in ("data.email", "data.first_name", "data.order_id", "data.items.0.productId", "eventDate"):
+        assert f'<option value="{source}">' in html
+    assert 'list="source-suggestions"' in client.get("/routes/mapping-row").content.decode()

@@ -16,7 +16,8 @@ from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
 from ..models import Delivery, Event, EventType, Route, VendorConnection
-from ..vendors import vendor_class
+from ..schema import DATA_ENTITIES, ingestion_key
+from ..vendors import acquia, vendor_class
 from ..vendors.base import REDACTED, ConfigurationError, OutgoingEvent, storable
 from .audit import audit_record
 from .delivery import vendor_for
@@ -24,6 +25,83 @@ from .delivery import vendor_for
 # Stands in for the access token in a preview: the hub never asks the vendor for one just to show a body.
 TOKEN_PLACEHOLDER = "[token]"  # noqa: S105 (a placeholder, not a secret)
 ROUTE_FIELDS = ("event_type", "connection", "vendor_event_name", "mapping", "options", "enabled")
+
+
+# -- sources: what a mapping may read ---------------------------------------------------------------------
+# vendors/base.py resolve_path reads these beside data.<path>, item.<path> (inside a list of items) and "=text".
+ENVELOPE_PATHS = ("eventDate", "eventType", "trackerId", "nonce", "vendorEventName")
+# Logged events of the type looked at for the data keys they carry beyond the declared fields (ingest keeps
+# extra keys, and routes to other vendors read them: order_id, items …).
+SAMPLE_EVENTS = 50
+SAMPLE_DEPTH = 4
+LOCATION_KEYS = ("zipcode", "country")
+
+
+def _walk(value: Any, prefix: str, depth: int, out: set[str]) -> None:
+    """Every path of `value` under `prefix`, list elements as index 0 (resolve_path reads any index)."""
+    if depth <= 0 or len(out) > 2000:
+        return
+    if isinstance(value, dict):
+        children = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [("0", v) for v in value]
+    else:
+        return
+    for key, child in children:
+        path = f"{prefix}.{key}"
+        out.add(path)
+        _walk(child, path, depth - 1, out)
+
+
+def event_type_data_paths(event_type: EventType) -> tuple[list[str], set[str]]:
+    """(declared, seen): the data paths of the type's fields (by ingestionKey; a location's zipcode and country),
+    and those its recent logged events carry."""
+    declared: list[str] = []
+    for spec in event_type.fields or []:
+        if spec.get("entity") not in DATA_ENTITIES or not (key := ingestion_key(spec)):
+            continue
+        declared.append(f"data.{key}")
+        if spec.get("type") == "location":
+            declared += [f"data.{key}.{sub}" for sub in LOCATION_KEYS]
+    seen: set[str] = set()
+    recent = Event.objects.filter(event_type=event_type).order_by("-id").values_list("data", flat=True)
+    try:
+        for data in recent[:SAMPLE_EVENTS]:
+            _walk(data, "data", SAMPLE_DEPTH, seen)
+    except (ValueError, TypeError, RecursionError):  # a stored row Python cannot read back: declared only
+        pass
+    return declared, seen
+
+
+def source_problem(path: Any, known: set[str], event_type: EventType) -> str:
+    """Why a mapping source names nothing an event of this type has ("" when it is fine)."""
+    if not isinstance(path, str) or path.startswith("=") or path in ENVELOPE_PATHS or path == "data":
+        return ""
+    head, _, rest = path.partition(".")
+    if head == "item":
+        return ""  # a field of the list item being mapped: the vendor module checks where item. may be used
+    if head != "data":
+        return f"{path} is not a source: use data.<field>, item.<field>, {', '.join(ENVELOPE_PATHS)} or =text"
+    normal = ".".join("0" if part.isdigit() else part for part in path.split("."))
+    if normal in known:
+        return ""
+    return (
+        f"{path}: {event_type.reference} has no such field and none of its logged events carries it (check the "
+        "spelling, or tick “Keep sources the event type does not declare” if its events will)"
+    )
+
+
+def route_source_problems(*, event_type: EventType, mapping: dict[str, Any]) -> list[str]:
+    """The sources of a mapping that name nothing an event of this type has (declared field, key its logged
+    events carry, envelope field, item field or constant); [] when every source exists."""
+    declared, seen = event_type_data_paths(event_type)
+    known = {*declared, *seen}
+    sources: list[Any] = []
+    for name, value in mapping.items():
+        # Acquia keeps one mapping per entity; any other object is a constant.
+        inner = name in acquia.ENTITIES and isinstance(value, dict)
+        sources += list(value.values()) if inner else [value]
+    return [problem for path in sources if (problem := source_problem(path, known, event_type))]
 
 
 def route_problems(
