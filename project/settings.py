@@ -201,11 +201,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"permission_denied_one_line": {"()": "project.logfilters.PermissionDeniedOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # httpx logs every request URL at INFO; some vendors (Acquia) carry a key in the URL.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # A 403 is one line, without its traceback.
+        "django.request": {"filters": ["permission_denied_one_line"]},
     },
 }
