@@ -31,3 +31,13 @@ document.addEventListener("htmx:beforeRequest", (event) => {
   const toggle = document.querySelector(`[data-live-toggle="#${poller.id}"]`);
   if (toggle && toggle.getAttribute("aria-pressed") === "true") event.preventDefault();
 });
+
+// Phone width: the menu button folds the navigation away (console.css shows the button below 760 px only).
+// The class is set here, so without JavaScript the navigation simply stays open.
+document.querySelector(".topbar")?.classList.add("nav-folds");
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("[data-toggle-nav]");
+  if (!toggle) return;
+  const open = toggle.closest(".topbar").classList.toggle("nav-open");
+  toggle.setAttribute("aria-expanded", String(open));
+});
