@@ -14,6 +14,7 @@ from tests.factories import (
     sandbox_connection_make,
     source_make,
     user_make,
+    vendor_connection_make,
     webmarketer_connection_make,
 )
 from tracking.models import BulkReplay, Delivery
@@ -76,3 +77,37 @@ def test_a_bulk_replay_of_200_deliveries_runs_to_100_percent_and_sends_them_agai
     )
     received = sandbox.get("/__sandbox__/webmarketer/events").json()
     assert received["count"] == 200
+
+
+def test_a_delivered_row_is_sent_again_after_a_confirmation_and_the_rows_update_in_place(page, transactional_db):
+    user_make("Marketing", password="pw-m")
+    event_type = event_type_make()
+    tracify = route_make(event_type, vendor_connection_make("tracify"))
+    event = event_store(event_type, {"email": "a@b.co", "message": "x"}, nonce="n-1", routes=[tracify])
+    Delivery.objects.update(status="delivered")
+
+    console_login(page, "marketing", "pw-m")
+    page.goto(f"/events/{event.uuid}/")
+    expect(page.get_by_role("button", name="Replay the ones not delivered (same nonce)")).to_be_disabled()
+    page.get_by_role("button", name="Send again…").click()
+    expect(page.locator(".confirm-resend")).to_contain_text("tracify (Tracify)")
+    page.get_by_role("button", name="Yes, send to tracify again").click()
+
+    expect(page.locator("#deliveries tr[id^=delivery-]")).to_have_count(2)
+    expect(page.locator("#deliveries .messages")).to_contain_text("1 deliveries queued again")
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
+
+
+def test_marketing_pauses_and_resumes_a_connection_from_the_list(page, transactional_db):
+    user_make("Marketing", password="pw-m")
+    connection = vendor_connection_make("tracify")
+
+    console_login(page, "marketing", "pw-m")
+    page.goto("/connections/")
+    ops = page.locator(f"#ops-{connection.pk}")
+    ops.get_by_role("button", name="Pause").click()
+    expect(ops.locator(".badge.paused")).to_be_visible()
+    connection.refresh_from_db()
+    assert connection.paused
+    ops.get_by_role("button", name="Resume").click()
+    expect(ops.locator(".badge.ok").first).to_have_text("sending")
