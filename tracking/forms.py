@@ -17,6 +17,7 @@ from django.http import QueryDict
 from .models import EventType, VendorConnection, VendorKind
 from .schema import FIELD_TYPES, ingestion_key
 from .services.event_types import EXPIRATION_FROM, FIELD_KEYS
+from .widgets import IsoDateTimeInput
 
 # -- event-type editor ----------------------------------------------------------------------------------------
 DATA_ENTITY_CHOICES = [("user", "user"), ("event", "event")]
@@ -327,7 +328,7 @@ class OfflineInteractionForm(forms.Form):
     connection = forms.ModelChoiceField(queryset=webmarketer_connections(), empty_label=None)
     date = forms.DateTimeField(
         label="Date (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"),
+        widget=IsoDateTimeInput(),
         help_text="When the interaction happened, in UTC.",
     )
     email = forms.CharField(required=False, widget=forms.EmailInput(attrs={"size": 30}))

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from ..models import EventType, VendorConnection, VendorKind
 from ..services.insights import insight_metrics, insights_chart, insights_query
+from ..widgets import IsoDateInput
 from .base import HtmxHttpRequest, permission_required
 
 INTERVALS = [
@@ -34,8 +35,8 @@ class InsightsForm(forms.Form):
         label="Event types", required=False, help_text="Only with the per-event-type breakdown; none: all of them."
     )
     interval = forms.ChoiceField(choices=INTERVALS, initial="day")
-    since = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Included.")
+    since = forms.DateField(widget=IsoDateInput())
+    until = forms.DateField(widget=IsoDateInput(), help_text="Included.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -135,14 +135,14 @@ def lead_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
 
 
 def _date(text: str) -> datetime | None:
-    """A datetime-local value (UTC, the console's time zone); blank = now."""
+    """A typed date and time, YYYY-MM-DD HH:MM[:SS] (UTC, the console's time zone); blank = now."""
     text = text.strip()
     if not text:
         return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise LeadChangeError(f"{text!r} is not a date: use the date picker, or YYYY-MM-DD HH:MM.") from None
+        raise LeadChangeError(f"{text!r} is not a date: write it YYYY-MM-DD HH:MM (UTC, 24-hour clock).") from None
     return timezone.make_aware(value) if timezone.is_naive(value) else value
 
 
