@@ -14,7 +14,7 @@ from tracking.services.webmarketer import event_type_push
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.usefixtures("fresh_sessions")]
 
 DRAWN = """() => {
-  const chart = Chart.getChart(document.getElementById("chart-insights"));
+  const chart = window.Chart && Chart.getChart(document.getElementById("chart-insights"));
   if (!chart) return null;
   return {type: chart.config.type, labels: chart.data.labels.length,
           total: chart.data.datasets.reduce((s, d) => s + d.data.reduce((a, v) => a + v, 0), 0)};
@@ -49,7 +49,9 @@ def test_insights_are_drawn_from_the_sandbox_and_a_400_is_said(page, held, sandb
     page.select_option("select[name=interval]", "dayOfWeek")
     page.get_by_role("button", name="Show").click()
     htmx_idle(page)
-    page.wait_for_function("() => Chart.getChart(document.getElementById('chart-insights'))?.config.type === 'bar'")
+    page.wait_for_function(
+        "() => window.Chart?.getChart(document.getElementById('chart-insights'))?.config.type === 'bar'"
+    )
     assert page.evaluate(DRAWN)["total"] == 5
 
     # Webmarketer refuses the next query (the sandbox made to answer 400 with its message).

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.factories import event_store, event_type_make, webmarketer_connection_make
-from tracking.models import LatencyCount, LeadChange
+from tracking.models import LatencyCount
 from tracking.selectors import (
     Window,
     chart_deliveries,
@@ -18,6 +18,7 @@ from tracking.selectors import (
     latency_quantile,
     lead_funnel,
 )
+from tracking.services.leads import lead_change_record
 from tracking.services.rollups import counts_add, latencies_add
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +114,7 @@ def test_the_funnel_counts_each_leads_latest_state_and_turnover():
     add(0, "event", 9, ref="purchase", status="ok")  # not a lead type
 
     def change(event, key, value, kind="state"):
-        LeadChange.objects.create(event=event, kind=kind, storage_key=key, value=value, date=T0)
+        lead_change_record(event=event, kind=kind, storage_key=key, value=value)
 
     change(leads[0], "qualified", 1)
     change(leads[1], "qualified", 1)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
 from .models import (
     Delivery,
@@ -306,6 +306,12 @@ class Window:
     def label(self, at: datetime) -> str:
         return f"{at:%Y-%m-%d %H:00}" if self.step == "hour" else f"{at:%Y-%m-%d}"
 
+    @property
+    def period(self) -> str:
+        """The rollup grain to read: days for a chart of days over whole days, else hours."""
+        whole_days = self.since.hour == 0 and self.until.hour == 0
+        return HourlyCount.Period.DAY if self.step == "day" and whole_days else HourlyCount.Period.HOUR
+
 
 def _series(window: Window, rows: Iterable[tuple[datetime, str, int]]) -> dict[str, list[int]]:
     """Counts per name and bucket of the window, zeros where nothing happened."""
@@ -319,7 +325,10 @@ def _series(window: Window, rows: Iterable[tuple[datetime, str, int]]) -> dict[s
 
 
 def _hourly(window: Window, metric: str) -> QuerySet[HourlyCount]:
-    return HourlyCount.objects.filter(metric=metric, hour__gte=window.since, hour__lt=window.until).order_by()
+    """The rollup rows of a metric in the window, at the window's grain (index hourly_count_period_metric)."""
+    return HourlyCount.objects.filter(
+        period=window.period, metric=metric, hour__gte=window.since, hour__lt=window.until
+    ).order_by()
 
 
 def chart_events(window: Window) -> dict[str, Any]:
@@ -377,7 +386,7 @@ def latency_quantile(counts: dict[int, int], q: float) -> float | None:
 def chart_latency(window: Window) -> dict[str, Any]:
     """p50 and p95 of creation → delivered per connection (seconds), from the latency histogram."""
     rows = (
-        LatencyCount.objects.filter(hour__gte=window.since, hour__lt=window.until)
+        LatencyCount.objects.filter(period=window.period, hour__gte=window.since, hour__lt=window.until)
         .order_by()
         .values_list("connection_id", "bucket")
         .annotate(n=Sum("count"))
@@ -408,8 +417,7 @@ def chart_trash(window: Window) -> dict[str, Any]:
 
 def lead_funnel(window: Window) -> dict[str, Any]:
     """Leads received in the window, how many are now in each state, and the statistics' totals (turnover): the
-    current value is each lead's latest change per storageKey, as on the board. Leads are counted from the rollup;
-    the states from the lead changes (one per person's click, not per event) in one aggregate query."""
+    current value is each lead's latest change per storageKey, as on the board; all read from the rollups."""
     types = lead_event_types()
     leads = (
         _hourly(window, HourlyCount.Metric.EVENT)
@@ -417,16 +425,7 @@ def lead_funnel(window: Window) -> dict[str, Any]:
         .aggregate(n=Sum("count"))["n"]
         or 0
     )
-    newer = LeadChange.objects.filter(
-        event=OuterRef("event"), kind=OuterRef("kind"), storage_key=OuterRef("storage_key"), id__gt=OuterRef("id")
-    )
-    latest = (
-        LeadChange.objects.filter(event__received_at__gte=window.since, event__received_at__lt=window.until)
-        .exclude(Exists(newer))
-        .order_by()
-    )
-    on = dict(latest.filter(kind="state", value=1).values_list("storage_key").annotate(n=Count("id")))
-    totals = dict(latest.filter(kind="statistic").values_list("storage_key").annotate(total=Sum("value")))
+    current = dict(_hourly(window, HourlyCount.Metric.LEAD).values_list("status").annotate(n=Sum("count")))
     states: dict[str, str] = {}
     statistics: dict[str, str] = {}
     for t in types:
@@ -436,9 +435,10 @@ def lead_funnel(window: Window) -> dict[str, Any]:
             statistics.setdefault(f["storageKey"], f.get("label") or f["storageKey"])
     return {
         "labels": ["Leads", *states.values()],
-        "datasets": [{"label": "leads", "data": [leads, *(on.get(k, 0) for k in states)]}],
+        "datasets": [{"label": "leads", "data": [leads, *(int(current.get(f"state:{k}") or 0) for k in states)]}],
         "statistics": [
-            {"key": k, "label": label, "total": f"{Decimal(totals.get(k) or 0):.2f}"} for k, label in statistics.items()
+            {"key": k, "label": label, "total": f"{Decimal(current.get(f'statistic:{k}') or 0) / 100:.2f}"}
+            for k, label in statistics.items()
         ],
     }
 

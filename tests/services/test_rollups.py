@@ -16,6 +16,7 @@ from tracking.models import Delivery, Event, HourlyCount, LatencyCount, TrashedE
 from tracking.services import rollups
 from tracking.services.delivery import connection_dispatch
 from tracking.services.ingest import events_ingest
+from tracking.services.leads import lead_change_record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
 
@@ -25,18 +26,20 @@ def items(n: int, *, prefix: str = "n", valid: bool = True) -> list[dict]:
     return [{"eventType": "contact-form", "nonce": f"{prefix}-{i}", "data": data} for i in range(n)]
 
 
-def counts(metric: str) -> dict[tuple, int]:
+def counts(metric: str, period: str = "h") -> dict[tuple, int]:
     return {
         (row.hour, row.event_type_ref, row.connection_id, row.status): row.count
-        for row in HourlyCount.objects.filter(metric=metric)
+        for row in HourlyCount.objects.filter(metric=metric, period=period)
     }
 
 
 def snapshot() -> tuple[dict, dict]:
+    # Rows an incremental update brought back to 0 (a state set, then unset) are not rows a rebuild writes.
     hourly = {
-        (r.hour, r.metric, r.event_type_ref, r.connection_id, r.status): r.count for r in HourlyCount.objects.all()
+        (r.period, r.hour, r.metric, r.event_type_ref, r.connection_id, r.status): r.count
+        for r in HourlyCount.objects.exclude(count=0)
     }
-    latency = {(r.hour, r.connection_id, r.bucket): r.count for r in LatencyCount.objects.all()}
+    latency = {(r.period, r.hour, r.connection_id, r.bucket): r.count for r in LatencyCount.objects.exclude(count=0)}
     return hourly, latency
 
 
@@ -54,6 +57,8 @@ def test_ingest_counts_events_by_hour_type_and_status(routed):
 
     hour = rollups.hour_of(timezone.now())
     assert counts("event") == {(hour, "contact-form", 0, "ok"): 4, (hour, "contact-form", 0, "invalid"): 2}
+    day = hour.replace(hour=0)
+    assert counts("event", "d") == {(day, "contact-form", 0, "ok"): 4, (day, "contact-form", 0, "invalid"): 2}
 
 
 def test_an_ingest_rolled_back_counts_nothing(routed, monkeypatch):
@@ -82,7 +87,8 @@ def test_delivery_outcomes_are_counted_once_with_their_latency(routed, connectio
 
     hour = rollups.hour_of(timezone.now())
     assert counts("delivery") == {(hour, "", connection.pk, "delivered"): 1, (hour, "", connection.pk, "failed"): 1}
-    (latency,) = LatencyCount.objects.all()
+    (latency,) = LatencyCount.objects.filter(period="h")
+    assert LatencyCount.objects.get(period="d").count == 1
     assert (latency.hour, latency.connection_id, latency.count) == (hour, connection.pk, 1)
     delivered = Delivery.objects.get(status="delivered")
     ms = (delivered.delivered_at - delivered.created_at).total_seconds() * 1000
@@ -99,13 +105,19 @@ def test_a_route_disabled_in_flight_counts_the_delivery_cancelled(routed, connec
     assert next(iter(counts("delivery")))[3] == "cancelled"
 
 
-def test_the_rollup_adds_to_existing_rows(db):
-    hour = datetime(2026, 11, 30, 10, tzinfo=UTC)
+def test_the_rollup_adds_to_existing_rows_of_the_hour_and_the_day(db):
+    hour, later = datetime(2026, 11, 30, 10, tzinfo=UTC), datetime(2026, 11, 30, 15, tzinfo=UTC)
     key = (hour, "event", "contact-form", 0, "ok")
     rollups.counts_add({key: 2})
-    rollups.counts_add({key: 3, (hour, "event", "contact-form", 0, "invalid"): 1})
+    rollups.counts_add({key: 3, (hour, "event", "contact-form", 0, "invalid"): 1, (later, *key[1:]): 4})
 
-    assert counts("event") == {(hour, "contact-form", 0, "ok"): 5, (hour, "contact-form", 0, "invalid"): 1}
+    assert counts("event") == {
+        (hour, "contact-form", 0, "ok"): 5,
+        (hour, "contact-form", 0, "invalid"): 1,
+        (later, "contact-form", 0, "ok"): 4,
+    }
+    day = hour.replace(hour=0)
+    assert counts("event", "d") == {(day, "contact-form", 0, "ok"): 9, (day, "contact-form", 0, "invalid"): 1}
 
 
 def test_rebuild_equals_the_incremental_rollups(routed, connection, vendor):
@@ -127,6 +139,14 @@ def test_rebuild_equals_the_incremental_rollups(routed, connection, vendor):
         ]
     )
     rollups.trash_counted(TrashedEvent.objects.all())
+    first, second = Event.objects.filter(status="ok").order_by("id")[:2]
+    for event, key, kind, value in [
+        (first, "qualified", "state", 1),
+        (first, "qualified", "state", 0),
+        (second, "qualified", "state", 1),
+        (second, "turnover", "statistic", "99.90"),
+    ]:
+        lead_change_record(event=event, kind=kind, storage_key=key, value=value)
     incremental = snapshot()
     assert incremental[0] and incremental[1]
 
@@ -159,3 +179,22 @@ def test_latency_buckets_are_log_spaced(ms, bucket):
     assert LatencyCount.bucket_of(ms) == bucket
     if 0 < bucket < LatencyCount.BUCKETS - 1:
         assert ms < LatencyCount.upper_ms(bucket)
+
+
+def test_lead_changes_move_the_rollup_by_the_latest_value(routed):
+    (result,) = events_ingest(source=routed, items=items(1))
+    lead = result.event
+    hour = rollups.hour_of(lead.received_at)
+
+    def leads() -> dict[str, int]:
+        return {status: n for (_, _, _, status), n in counts("lead").items()}
+
+    lead_change_record(event=lead, kind="state", storage_key="qualified", value=1)
+    lead_change_record(event=lead, kind="state", storage_key="qualified", value=1)  # the same again: no move
+    lead_change_record(event=lead, kind="statistic", storage_key="turnover", value="100")
+    assert leads() == {"state:qualified": 1, "statistic:turnover": 10000}
+
+    lead_change_record(event=lead, kind="state", storage_key="qualified", value=0)
+    lead_change_record(event=lead, kind="statistic", storage_key="turnover", value="250.50")
+    assert leads() == {"state:qualified": 0, "statistic:turnover": 25050}
+    assert next(iter(counts("lead")))[0] == hour  # the hour the lead came in, not the hour of the change

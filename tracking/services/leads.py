@@ -37,6 +37,7 @@ from .delivery import (
     sending_take_back,
     session_for,
 )
+from .rollups import lead_change_counted
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,7 @@ def lead_change_record(
         user=user if getattr(user, "is_authenticated", False) else None,
         created_at=now,
     )
+    lead_change_counted(change)  # rollups (dashboard's lead funnel)
     # Older changes of the lane not yet sent (or failed) never go now: Webmarketer keeps the latest value.
     # (A change in flight finishes first: the claim keeps one in flight per lane.)
     LeadDelivery.objects.filter(event=event, kind=kind, storage_key=storage_key, status__in=SUPERSEDABLE).update(

@@ -2,7 +2,8 @@
 the rows, in the same transaction as the change (so a count never runs ahead of or behind what committed).
 
 Each batch adds a couple of statements: one INSERT … ON CONFLICT DO UPDATE SET count = count + excluded.count
-for the counts and one for the latency histogram (SQLite 3.24+ and PostgreSQL both speak it). The addition is
+for the counts and one for the latency histogram (SQLite 3.24+ and PostgreSQL both speak it), each writing the
+hour's row and the day's row (charts of days read the daily rows: a month is 30 rows per key, not 720). The addition is
 done by the database under the row's lock, so concurrent batches add up; keys are sorted so two batches take
 their row locks in the same order and never deadlock. `rollups_rebuild` recomputes everything from the log."""
 
@@ -11,14 +12,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.db.models.functions import TruncHour
 
-from ..models import Delivery, Event, HourlyCount, LatencyCount, TrashedEvent
+from ..models import Delivery, Event, HourlyCount, LatencyCount, LeadChange, TrashedEvent
 
 FINAL_STATUSES = (Delivery.Status.DELIVERED, Delivery.Status.FAILED, Delivery.Status.CANCELLED)
 REASON_LIMIT = 200
@@ -54,26 +56,27 @@ def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...], rows: li
         cursor.execute(sql, params)
 
 
+def _both_grains(counts: Counter) -> list[tuple]:
+    """Rows (period, start, *key, count) for the hour and for the day of each hourly key, sorted (so concurrent
+    batches lock rows in one order)."""
+    rows: Counter = Counter()
+    for (hour, *key), n in counts.items():
+        if n:
+            rows[(HourlyCount.Period.HOUR.value, hour, *key)] += n
+            rows[(HourlyCount.Period.DAY.value, hour.replace(hour=0), *key)] += n
+    return [(*key, n) for key, n in sorted(rows.items())]
+
+
 def counts_add(counts: Counter[CountKey]) -> None:
-    """Add these counts to the hourly rollup (one statement; keys sorted: locks in one order)."""
-    rows = [(*key, n) for key, n in sorted(counts.items()) if n]
-    _upsert(
-        HourlyCount._meta.db_table,
-        ("hour", "metric", "event_type_ref", "connection_id", "status", "count"),
-        ("hour", "metric", "event_type_ref", "connection_id", "status"),
-        rows,
-    )
+    """Add these hourly counts to the rollup, hour and day rows (one statement)."""
+    key = ("period", "hour", "metric", "event_type_ref", "connection_id", "status")
+    _upsert(HourlyCount._meta.db_table, (*key, "count"), key, _both_grains(counts))
 
 
 def latencies_add(counts: Counter[LatencyKey]) -> None:
-    """Add these counts to the latency histogram (one statement)."""
-    rows = [(*key, n) for key, n in sorted(counts.items()) if n]
-    _upsert(
-        LatencyCount._meta.db_table,
-        ("hour", "connection_id", "bucket", "count"),
-        ("hour", "connection_id", "bucket"),
-        rows,
-    )
+    """Add these hourly counts to the latency histogram, hour and day rows (one statement)."""
+    key = ("period", "hour", "connection_id", "bucket")
+    _upsert(LatencyCount._meta.db_table, (*key, "count"), key, _both_grains(counts))
 
 
 def events_counted(events: Iterable[Event]) -> None:
@@ -125,6 +128,36 @@ def trash_counted(items: Iterable[TrashedEvent]) -> None:
     counts_add(counts)
 
 
+def _lead_amount(kind: str, value: Decimal | None) -> int:
+    """What a lane's latest value adds to its rollup: 1 for a state set to 1, cents for a statistic."""
+    if value is None:
+        return 0
+    if kind == LeadChange.Kind.STATE:
+        return 1 if value == 1 else 0
+    return int((value * 100).to_integral_value())
+
+
+def lead_change_counted(change: LeadChange) -> None:
+    """Move the lead rollup by what this change did to its lane's latest value (latest now − latest before).
+    The lead's row is locked first (FOR NO KEY UPDATE: no deadlock with the key-share lock the insert took), so
+    changes of one lead are counted one after the other and each sees the ones committed before it."""
+    lane = LeadChange.objects.filter(event_id=change.event_id, kind=change.kind, storage_key=change.storage_key)
+    event = Event.objects.select_for_update(no_key=True).only("received_at", "event_type_ref").get(pk=change.event_id)
+    latest = list(lane.order_by("-id").values_list("id", "value")[:2])
+    if not latest or latest[0][0] != change.pk:
+        return  # a newer change was recorded first: the latest value did not move
+    before = latest[1][1] if len(latest) > 1 else None
+    delta = _lead_amount(change.kind, change.value) - _lead_amount(change.kind, before)
+    key = (
+        hour_of(event.received_at),
+        HourlyCount.Metric.LEAD,
+        event.event_type_ref,
+        0,
+        f"{change.kind}:{change.storage_key}",
+    )
+    counts_add(Counter({key: delta}))
+
+
 # -- rebuilding ------------------------------------------------------------------------------------------------
 def _chunks(counter: Counter, size: int = 500) -> Iterable[Counter]:
     items = list(counter.items())
@@ -165,6 +198,16 @@ def rollups_rebuild() -> dict[str, int]:
     for connection_id, created_at, delivered_at in delivered.iterator(chunk_size=5000):
         ms = (delivered_at - created_at).total_seconds() * 1000
         latencies[(hour_of(created_at), connection_id, LatencyCount.bucket_of(ms))] += 1
+    newer = LeadChange.objects.filter(
+        event=OuterRef("event"), kind=OuterRef("kind"), storage_key=OuterRef("storage_key"), id__gt=OuterRef("id")
+    )
+    latest = (
+        LeadChange.objects.order_by()
+        .exclude(Exists(newer))
+        .values_list("event__received_at", "event__event_type_ref", "kind", "storage_key", "value")
+    )
+    for received, ref, kind, key, value in latest.iterator(chunk_size=5000):
+        counts[(hour_of(received), HourlyCount.Metric.LEAD, ref, 0, f"{kind}:{key}")] += _lead_amount(kind, value)
     for item in TrashedEvent.objects.order_by().only("processing_date", "pulled_at", "event_type_ref", "errors"):
         counts[(_trash_hour(item), HourlyCount.Metric.TRASH, item.event_type_ref, 0, trash_reason(item.errors))] += 1
     for part in _chunks(counts):
