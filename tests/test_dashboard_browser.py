@@ -92,6 +92,10 @@ def test_the_dashboard_draws_every_chart_from_the_rollups(page, demo_like):
     assert charts["funnel"]["total"] == 12 + 3 + 1  # leads, qualified, converted
     expect(page.locator(".stat-total[data-key=turnover]")).to_have_text("1200.00")
 
+    # At phone width the charts fit the screen (no sideways scrolling).
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.wait_for_function("() => document.documentElement.scrollWidth <= window.innerWidth")
+
 
 def test_the_date_range_is_kept_in_the_url(page, demo_like):
     user_make("Auditor", password="pw-a")
