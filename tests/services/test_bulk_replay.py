@@ -59,6 +59,8 @@ def test_a_job_over_a_filter_replays_only_the_failed_ones_of_that_connection(rou
     assert not Delivery.objects.filter(generation=1).exclude(connection=tracify).exists()
     audit = AuditEntry.objects.get(action="bulk_replay.start")
     assert audit.details == {"job": job.pk, "what": "tracify", "deliveries": 5, "include_delivered": False}
+    finish = AuditEntry.objects.get(action="bulk_replay.finish")
+    assert finish.user == job.created_by and finish.details["replayed"] == 5
 
 
 def test_delivered_ones_are_skipped_unless_included(routes):

@@ -66,8 +66,11 @@ def bulk_replay_cancel(*, job: BulkReplay, user=None) -> None:
 
 
 def _finish(job: BulkReplay, status: str) -> None:
+    """End the job, and say in the audit trail how many it replayed (on behalf of who asked for it)."""
     job.status, job.finished_at = status, timezone.now()
     job.save(update_fields=["status", "finished_at"])
+    details = {"job": job.pk, "status": status, "replayed": job.done, "not_replayed": job.failed}
+    audit_record(user=job.created_by, action="bulk_replay.finish", target=job, details=details)
 
 
 def bulk_replay_chunk(*, job_id: int, size: int = CHUNK) -> bool:
