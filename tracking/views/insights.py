@@ -80,5 +80,7 @@ def insights_page(request: HtmxHttpRequest) -> HttpResponse:
         context["result"] = result
         if result.ok:
             context["chart"] = {"insights": insights_chart(result, metrics=data["metrics"], interval=data["interval"])}
-    template = "tracking/insights/_result.html" if request.htmx else "tracking/insights/page.html"
+    # The result alone for the form's htmx request; the whole page otherwise (and when htmx restores history).
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "tracking/insights/_result.html" if partial else "tracking/insights/page.html"
     return render(request, template, context)
