@@ -57,7 +57,8 @@ def _phone_schema(regions: list[str]) -> dict:
     example = "+33 6 12 34 56 78" if not regions or "FR" not in regions else "06 12 34 56 78"
     return {
         "type": "string",
-        "description": f"A valid phone number, international (+…) or national in these regions, in order: {tried}",
+        "description": f"A valid phone number, international (+…) or national in these regions, in order: {tried}. "
+        "Checked as a real number (libphonenumber): a string no schema can tell apart may still get a 422.",
         "example": example,
     }
 
