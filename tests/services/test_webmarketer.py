@@ -585,6 +585,27 @@ def test_the_import_command_succeeds_when_every_row_was_sent(wm, connection, tmp
     assert wm.state.offline_interactions[0]["userData"] == {"firstName": "Kate", "email": "k@example.com"}
 
 
+@pytest.mark.django_db
+def test_the_import_command_skips_rows_already_sent_unless_told_to_resend(wm, connection, tmp_path):
+    path = tmp_path / "offline.csv"
+    path.write_text("date,wmktId,email\n2023-08-01T22:00:00Z,1234,k@example.com\n")
+    call_command("import_offline_interactions", str(path), "--connection", "wm-sandbox", stdout=io.StringIO())
+    out = io.StringIO()
+
+    call_command("import_offline_interactions", str(path), "--connection", "wm-sandbox", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("row 2: already sent, not sent again: already sent on ")
+    assert lines[0].endswith("UTC (offline.csv row 2)")
+    assert lines[1] == "0 sent, 1 already sent before (not sent again), 0 not sent, of 1 rows."
+    assert len(wm.state.offline_interactions) == 1
+
+    call_command("import_offline_interactions", str(path), "--connection", "wm-sandbox", "--resend", stdout=out)
+
+    assert len(wm.state.offline_interactions) == 2
+    assert OfflineInteraction.objects.filter(status="sent").count() == 2
+
+
 # -- trash pulls: a first pull of a big trash, late items, a clock ahead of Webmarketer's -------------------
 TRASH_URL = "https://api.webmarketer.io/api/v1/projects/my-project/events/trashed"
 
