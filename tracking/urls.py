@@ -31,6 +31,7 @@ console = [
     path("audit/sent/", audit.sent_list, name="audit-sent"),
     path("audit/sent.csv", audit.sent_export, name="audit-sent-export"),
     path("audit/log/", audit.audit_log, name="audit-log"),
+    path("bulk-replay/", bulk_replay.bulk_replay_list, name="bulk-replay-list"),
     path("bulk-replay/new", bulk_replay.bulk_replay_new, name="bulk-replay-new"),
     path("bulk-replay/<int:pk>/", bulk_replay.bulk_replay_detail, name="bulk-replay-detail"),
     path("bulk-replay/<int:pk>/cancel", bulk_replay.bulk_replay_cancel_view, name="bulk-replay-cancel"),

@@ -92,3 +92,11 @@ def test_the_event_log_filters_by_connection(client, events):
     page = client.get("/events/", {"connection": tracify.pk, "delivery_status": "delivered"}).context["page"]
     assert page.items == []
     assert len(client.get("/events/", {"connection": tracify.pk}).context["page"].items) == 4
+
+
+def test_the_list_shows_the_latest_jobs_to_auditors_not_to_sales(client):
+    BulkReplay.objects.create(total=3, description="events matching connection tracify", status="done", done=3)
+    client.force_login(user_make("Auditor"))
+    assert "events matching connection tracify" in client.get("/bulk-replay/").content.decode()
+    client.force_login(user_make("Sales", username="sam"))
+    assert client.get("/bulk-replay/").status_code == 403

@@ -83,3 +83,11 @@ def bulk_replay_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "tracking/bulk_replay/_progress.html", {"job": job})
     return redirect(reverse("console:bulk-replay-detail", args=[job.pk]))
+
+
+@require_GET
+@permission_required("tracking.view_event")
+def bulk_replay_list(request: HtmxHttpRequest) -> HttpResponse:
+    """The latest bulk replays, newest first."""
+    jobs = BulkReplay.objects.select_related("created_by").order_by("-pk")[:50]
+    return render(request, "tracking/bulk_replay/list.html", {"jobs": jobs})
