@@ -198,3 +198,25 @@ def test_lead_changes_move_the_rollup_by_the_latest_value(routed):
     lead_change_record(event=lead, kind="statistic", storage_key="turnover", value="250.50")
     assert leads() == {"state:qualified": 0, "statistic:turnover": 25050}
     assert next(iter(counts("lead")))[0] == hour  # the hour the lead came in, not the hour of the change
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_ingests_add_up():
+    """Four requests at once, each in its own transaction and database connection: no count is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    event_type_make()
+    source, _ = source_make()
+
+    def ingest(part: int) -> int:
+        try:
+            return len(events_ingest(source=source, items=items(25, prefix=f"t{part}")))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sum(pool.map(ingest, range(4))) == 100
+
+    assert sum(counts("event").values()) == 100 and sum(counts("event", "d").values()) == 100
