@@ -106,3 +106,17 @@ def test_health_counts_the_last_hour_only(connection):
     assert health.p95_ms == 117  # 19th of 20 by duration
     assert health.last_success == now - timedelta(minutes=33)
     assert health.due == 1
+
+
+def test_a_paused_connection_claims_no_lead_change(connection, monkeypatch):
+    from tracking.services import leads
+
+    claimed = []
+    monkeypatch.setattr(leads, "lead_deliveries_claim", lambda **kw: claimed.append(kw) or [])
+    connection_pause_set(connection=connection, paused=True)
+
+    assert leads.lead_changes_dispatch(connection_id=connection.pk) == 0
+    assert claimed == []
+    connection_pause_set(connection=connection, paused=False)
+    leads.lead_changes_dispatch(connection_id=connection.pk)
+    assert claimed == [{"connection_id": connection.pk, "limit": connection.batch_size}]
