@@ -100,3 +100,19 @@ def test_the_list_shows_the_latest_jobs_to_auditors_not_to_sales(client):
     assert "events matching connection tracify" in client.get("/bulk-replay/").content.decode()
     client.force_login(user_make("Sales", username="sam"))
     assert client.get("/bulk-replay/").status_code == 403
+
+
+def test_the_date_filters_bound_the_selection(client, events):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client.force_login(user_make("Marketing"))
+    today = timezone.now().date()
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    assert 'id="bulk-count">4<' in client.get("/bulk-replay/new", {"since": today.isoformat()}).content.decode()
+    assert 'id="bulk-count">0<' in client.get("/bulk-replay/new", {"since": tomorrow}).content.decode()
+    assert (
+        'id="bulk-count">0<'
+        in client.get("/bulk-replay/new", {"until": (today - timedelta(days=1)).isoformat()}).content.decode()
+    )
