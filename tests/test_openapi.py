@@ -87,8 +87,8 @@ def test_the_request_body_tells_event_types_apart_by_event_type(client):
 
 
 def test_each_example_is_an_event_the_api_accepts(client):
-    event_type_make(CONTACT_FORM)
-    event_type_make(PURCHASE)
+    for spec in EVENT_TYPES:
+        event_type_make(spec)
     _, token = source_make()
     spec = document(client)
     examples = spec["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
@@ -152,3 +152,18 @@ def test_a_nonce_over_200_characters_is_answered_as_too_long_and_kept_as_invalid
     assert "nonce is longer than 200 characters" in body["error"]
     event = Event.objects.get()
     assert event.status == "invalid" and len(event.nonce) <= 200
+
+
+def test_references_that_read_alike_get_a_schema_each(client):
+    event_type_make({**CONTACT_FORM, "reference": "a-1"})
+    event_type_make({**PURCHASE, "reference": "a1"})
+
+    spec = document(client)
+
+    validate(spec)
+    mapping = spec["components"]["schemas"]["AnyEvent"]["discriminator"]["mapping"]
+    assert mapping == {"a-1": "#/components/schemas/A1Event", "a1": "#/components/schemas/A1Event2"}
+    assert spec["components"]["schemas"]["A1Event2"]["properties"]["data"] == {
+        "$ref": "#/components/schemas/A1Event2Data"
+    }
+    assert "currency" in spec["components"]["schemas"]["A1Event2Data"]["required"]

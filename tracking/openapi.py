@@ -318,6 +318,9 @@ def openapi_document(*, event_types: list, limit: int, batch: int, server_url: s
     examples: dict[str, dict] = {}
     for event_type in event_types:
         name, event, data, example = event_type_schemas(event_type)
+        if name in schemas:  # "a-1" and "a1" both read A1Event: the later one gets a number
+            name = next(f"{name}{n}" for n in range(2, 10_000) if f"{name}{n}" not in schemas)
+            event["properties"]["data"] = _ref(f"{name}Data")
         schemas[name], schemas[f"{name}Data"] = event, data
         typed[event_type.reference] = f"#/components/schemas/{name}"
         examples[event_type.reference] = {"summary": f"A {event_type.name} event", "value": example}
