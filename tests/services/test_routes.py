@@ -399,3 +399,22 @@ def test_a_location_fields_parts_are_sources_before_any_event_is_logged():
     assert [p.split(":")[0] for p in route_source_problems(event_type=call_me_back, mapping=mapping)] == [
         "data.qualified"
     ]
+
+
+def test_a_logged_event_python_cannot_read_back_leaves_the_keys_of_the_others():
+    from django.db import connection as db
+
+    from tests.factories import PURCHASE, event_store
+    from tracking.services.routes import event_type_data_paths
+
+    purchase = event_type_make(PURCHASE)
+    event_store(purchase, {"email": "a@b.co", "order_id": "1"}, nonce="good")
+    poison = event_store(purchase, {"email": "a@b.co"}, nonce="poison")
+    deep = '{"email": "a@b.co", "notes": ' + "[" * 1500 + "]" * 1500 + "}"
+    cast = "%s::jsonb" if db.vendor == "postgresql" else "%s"
+    with db.cursor() as cursor:
+        cursor.execute(f"UPDATE tracking_event SET data = {cast} WHERE id = %s", [deep, poison.pk])  # noqa: S608
+
+    declared, seen = event_type_data_paths(purchase)
+
+    assert "data.order_id" in seen and "data.email" in declared

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
@@ -64,12 +66,19 @@ def event_type_data_paths(event_type: EventType) -> tuple[list[str], set[str]]:
         if spec.get("type") == "location":
             declared += [f"data.{key}.{sub}" for sub in LOCATION_KEYS]
     seen: set[str] = set()
-    recent = Event.objects.filter(event_type=event_type).order_by("-id").values_list("data", flat=True)
-    try:
-        for data in recent[:SAMPLE_EVENTS]:
-            _walk(data, "data", SAMPLE_DEPTH, seen)
-    except (ValueError, TypeError, RecursionError):  # a stored row Python cannot read back: declared only
-        pass
+    # The log's (event_type_ref, received_at, id) index; read as text so that one stored row Python cannot read
+    # back (nested too deeply) is skipped alone.
+    recent = (
+        Event.objects.filter(event_type_ref=event_type.reference)
+        .order_by("-received_at", "-id")
+        .annotate(data_text=Cast("data", TextField()))
+        .values_list("data_text", flat=True)
+    )
+    for text in recent[:SAMPLE_EVENTS]:
+        try:
+            _walk(json.loads(text), "data", SAMPLE_DEPTH, seen)
+        except (ValueError, TypeError, RecursionError):
+            continue
     return declared, seen
 
 
