@@ -41,3 +41,21 @@ document.addEventListener("click", (event) => {
   const open = toggle.closest(".topbar").classList.toggle("nav-open");
   toggle.setAttribute("aria-expanded", String(open));
 });
+
+// data-supersedes: a newer request of this element aborts its own older one still in flight. With hx-sync's
+// "abort" strategy alone (the lead board's filters: they never reload the table under a change being saved) a
+// search typed on while the previous one loads would be dropped instead of applied.
+const supersedable = new WeakMap();
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.detail.elt.matches?.("[data-supersedes]")) supersedable.set(event.detail.elt, event.detail.xhr);
+});
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (supersedable.get(event.detail.elt) === event.detail.xhr) supersedable.delete(event.detail.elt);
+});
+document.addEventListener("htmx:confirm", (event) => {
+  // htmx:confirm comes before hx-sync's checks: the older request is gone when they run.
+  const older = supersedable.get(event.detail.elt);
+  if (!older) return;
+  supersedable.delete(event.detail.elt);
+  older.abort();
+});

@@ -69,3 +69,27 @@ def test_the_board_shows_no_template_comment(page, leads):
     user_make("Sales", password="pw-sales")
     console_login(page, "sales", "pw-sales")
     expect(page.locator("main")).not_to_contain_text("hx-sync")
+
+
+def test_a_search_typed_on_while_the_previous_one_loads_is_the_one_applied(page, leads):
+    user_make("Sales", password="pw-sales")
+    console_login(page, "sales", "pw-sales")
+    rows = page.locator("tbody.lead")
+    expect(rows).to_have_count(6)
+    # A slow phone network: every request takes seconds, so the first search is still loading when the
+    # second one is asked for.
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 3000, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    search = page.locator("input[name=q]")
+
+    with page.expect_request(lambda request: "q=lead&" in request.url or request.url.endswith("q=lead")):
+        search.press_sequentially("lead")
+    search.press_sequentially("3@")
+
+    expect(page).to_have_url("/leads/?event_type=&state=&since=&until=&q=lead3%40")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("Lead3")
