@@ -63,6 +63,10 @@ def test_the_search_and_the_filters_still_reload_the_table(page, leads):
     page.select_option("select[name=state]", "qualified")
     expect(rows).to_have_count(1)
     expect(rows).to_contain_text("Lead2")
+    page.locator("input[name=since]").fill("2099-01-01")
+    page.locator("input[name=since]").press("Tab")  # a typed date applies when the box is left
+    expect(rows).to_have_count(0)
+    expect(page.locator("#lead-table")).to_contain_text("No lead matches these filters.")
 
 
 def test_the_board_shows_no_template_comment(page, leads):
