@@ -220,3 +220,19 @@ def test_concurrent_ingests_add_up():
         assert sum(pool.map(ingest, range(4))) == 100
 
     assert sum(counts("event").values()) == 100 and sum(counts("event", "d").values()) == 100
+
+
+def test_a_replay_counts_the_generation_it_supersedes_as_cancelled(routed, connection, vendor):
+    from tracking.services.replay import event_replay
+
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
+    (result,) = events_ingest(source=routed, items=items(1))
+    connection_dispatch(connection_id=connection.pk)  # retrying: not final yet
+    assert counts("delivery") == {}
+
+    event_replay(event=result.event)
+
+    assert [status for (_, _, _, status) in counts("delivery")] == ["cancelled"]
+    incremental = snapshot()
+    rollups.rollups_rebuild()
+    assert snapshot() == incremental

@@ -17,6 +17,7 @@ from ..models import Delivery, Event, Route, VendorConnection
 from ..vendors import vendor_class
 from .audit import audit_record
 from .delivery import connections_wake
+from .rollups import deliveries_finished
 from .routes import route_deliveries_cancel  # noqa: F401 (importing routes connects its Route signals)
 
 
@@ -88,6 +89,7 @@ def delivery_replay_one(*, latest: Delivery, include_delivered: bool = False) ->
         )
         if not superseded:
             return None, f"{name}: being sent right now"
+        deliveries_finished([(latest, Delivery.Status.CANCELLED)], at=timezone.now())  # rollups (dashboard)
     now = timezone.now()
     created = Delivery.objects.create(
         event=event,
