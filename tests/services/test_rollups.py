@@ -236,3 +236,28 @@ def test_a_replay_counts_the_generation_it_supersedes_as_cancelled(routed, conne
     incremental = snapshot()
     rollups.rollups_rebuild()
     assert snapshot() == incremental
+
+
+def test_a_routes_queue_cancelled_is_counted(routed, connection):
+    from tracking.services.routes import route_deliveries_cancel
+
+    events_ingest(source=routed, items=items(3))
+    Delivery.objects.filter(pk=Delivery.objects.first().pk).update(status="delivered")  # not due: left alone
+
+    assert route_deliveries_cancel(route_id=connection.routes.get().pk, reason="route disabled") == 2
+
+    assert [(status, n) for (_, _, _, status), n in counts("delivery").items()] == [("cancelled", 2)]
+
+
+def test_the_sweep_giving_up_is_counted(routed, settings):
+    from tracking.services.delivery import sending_take_back
+
+    events_ingest(source=routed, items=items(2))
+    long_ago = timezone.now() - timedelta(hours=2)
+    Delivery.objects.update(status="sending", claimed_at=long_ago)
+    Delivery.objects.filter(pk=Delivery.objects.first().pk).update(take_backs=settings.HUB_MAX_TAKE_BACKS - 1)
+
+    assert sending_take_back(Delivery, now=timezone.now()) == 2  # one failed, one due again
+
+    assert [(status, n) for (_, _, _, status), n in counts("delivery").items()] == [("failed", 1)]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"failed", "retrying"}

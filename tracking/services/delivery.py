@@ -28,7 +28,7 @@ from ..models import Attempt, Delivery, LeadDelivery, VendorConnection, VendorKi
 from ..vendors import vendor_class
 from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, storable
 from ..vendors.http import Exchange, TokenError, VendorSession, encode_error
-from .rollups import deliveries_finished
+from .rollups import deliveries_close, deliveries_finished
 
 log = logging.getLogger(__name__)
 
@@ -567,17 +567,20 @@ def sending_take_back(model: type[Delivery] | type[LeadDelivery], *, now: dateti
     stuck = in_flight_before(model, stuck_before)
     last = max(1, settings.HUB_MAX_TAKE_BACKS) - 1
     with transaction.atomic():
-        failed = stuck.filter(take_backs__gte=last).update(
-            status="failed",
-            claimed_at=None,
-            take_backs=F("take_backs") + 1,
-            last_error=Concat(
+        give_up = {
+            "claimed_at": None,
+            "take_backs": F("take_backs") + 1,
+            "last_error": Concat(
                 Value("worker stopped while sending, "),
                 Cast(F("take_backs") + 1, output_field=CharField()),
                 Value(" times"),
                 output_field=CharField(),
             ),
-        )
+        }
+        if model is Delivery:  # counted in the dashboard's rollups as they fail
+            failed = deliveries_close(stuck.filter(take_backs__gte=last), "failed", **give_up)
+        else:
+            failed = stuck.filter(take_backs__gte=last).update(status="failed", **give_up)
         recovered = stuck.update(
             status="retrying",
             claimed_at=None,

@@ -17,13 +17,16 @@ from typing import Any
 
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.db.models.functions import TruncHour
+from django.utils import timezone
 
 from ..models import Delivery, Event, HourlyCount, LatencyCount, LeadChange, TrashedEvent
 
 FINAL_STATUSES = (Delivery.Status.DELIVERED, Delivery.Status.FAILED, Delivery.Status.CANCELLED)
 REASON_LIMIT = 200
+# Ids per UPDATE … WHERE id IN (…) when closing many deliveries (SQLite allows 32,766 parameters).
+CLOSE_CHUNK = 5000
 
 CountKey = tuple[datetime, str, str, int, str]  # hour, metric, event_type_ref, connection_id, status
 LatencyKey = tuple[datetime, int, int]  # hour, connection_id, bucket
@@ -102,6 +105,21 @@ def deliveries_finished(outcomes: Iterable[tuple[Delivery, str]], *, at: datetim
             latencies[(hour, delivery.connection_id, LatencyCount.bucket_of(ms))] += 1
     counts_add(counts)
     latencies_add(latencies)
+
+
+def deliveries_close(deliveries: QuerySet[Delivery], status: str, **fields: Any) -> int:
+    """Move these deliveries to a final `status` (with `fields`, F() allowed) and count them, in one transaction.
+    For the bulk moves (a route's queue cancelled, the sweep giving up): the rows are locked first (FOR UPDATE on
+    PostgreSQL; on SQLite the IMMEDIATE transaction holds the write lock), so what is counted is what moved."""
+    with transaction.atomic():
+        rows = list(deliveries.order_by().select_for_update().values_list("pk", "connection_id", "created_at"))
+        moved = 0
+        for start in range(0, len(rows), CLOSE_CHUNK):
+            chunk = [pk for pk, _, _ in rows[start : start + CLOSE_CHUNK]]
+            moved += Delivery.objects.filter(pk__in=chunk).update(status=status, **fields)
+        closed = [(Delivery(connection_id=c, created_at=t), status) for _, c, t in rows]
+        deliveries_finished(closed, at=timezone.now())
+    return moved
 
 
 def trash_reason(errors: Any) -> str:

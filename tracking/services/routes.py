@@ -23,6 +23,7 @@ from ..vendors import acquia, vendor_class
 from ..vendors.base import REDACTED, ConfigurationError, OutgoingEvent, storable
 from .audit import audit_record
 from .delivery import vendor_for
+from .rollups import deliveries_close
 
 # Stands in for the access token in a preview: the hub never asks the vendor for one just to show a body.
 TOKEN_PLACEHOLDER = "[token]"  # noqa: S105 (a placeholder, not a secret)
@@ -216,8 +217,12 @@ def route_deliveries_cancel(*, route_id: int, reason: str, in_flight: bool = Fal
     sent too: their answer is still recorded as an attempt, but they never come back as route-less retries.
     Returns how many were cancelled; each says why in its last error."""
     statuses = [*Delivery.DUE_STATUSES, *([Delivery.Status.SENDING] if in_flight else [])]
-    return Delivery.objects.filter(route_id=route_id, status__in=statuses).update(
-        status=Delivery.Status.CANCELLED, claimed_at=None, last_error=f"cancelled: {reason}"
+    # Counted in the dashboard's rollups as they move (rollups.deliveries_close).
+    return deliveries_close(
+        Delivery.objects.filter(route_id=route_id, status__in=statuses),
+        Delivery.Status.CANCELLED,
+        claimed_at=None,
+        last_error=f"cancelled: {reason}",
     )
 
 
