@@ -598,9 +598,7 @@ def connections_due(model: type[Delivery] | type[LeadDelivery], *, now: datetime
     """Enabled, unpaused connections with rows of `model` due now, leaving out those whose circuit is open. Uses
     the due-now partial index (delivery_due_now, lead_delivery_due_now)."""
     due = set(due_now(model, now).values_list("connection_id", flat=True).distinct())
-    usable = VendorConnection.objects.filter(pk__in=due, enabled=True, paused=False).exclude(
-        circuit_open_until__gt=now
-    )
+    usable = VendorConnection.objects.filter(pk__in=due, enabled=True, paused=False).exclude(circuit_open_until__gt=now)
     return sorted(usable.values_list("pk", flat=True))
 
 
