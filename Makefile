@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ test: setup
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+
+# make screenshots: every console page per role from the demo's data, into docs/screenshots/ (pngquant, when
+# installed, shrinks them to about a third).
+screenshots: export HUB_VAR_DIR ?= $(CURDIR)/var/test
+screenshots: setup
+	rm -f docs/screenshots/*.png
+	HUB_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/test_screenshots_browser.py
+	@if command -v pngquant >/dev/null; then \
+		pngquant --force --skip-if-larger --ext .png --quality 70-95 docs/screenshots/*.png || true; \
+	else echo "pngquant is not installed: the screenshots stay as Chromium wrote them"; fi
+	@du -ch docs/screenshots/*.png | tail -1
 
 bench: setup
 	$(BIN)/python bench/delivery.py
