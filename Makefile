@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench screenshots clean
+.PHONY: setup run test lint bench bench-console screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ screenshots: setup
 
 bench: setup
 	$(BIN)/python bench/delivery.py
+
+# The console's pages at 1,000 and 1,000,000 events (loading the million takes about two minutes on SQLite).
+bench-console: setup
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) var staticfiles
