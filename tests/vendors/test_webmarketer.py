@@ -194,3 +194,31 @@ def test_it_marks_the_private_key_sensitive_even_when_given_as_text(account):
     vendor = Webmarketer(base_url="https://x/", settings={}, secrets={"service_account": json.dumps(account)})
 
     assert account["privateKey"] in vendor.sensitive()
+
+
+def test_it_parses_the_private_key_once_for_checks_and_tokens(vendor, monkeypatch):
+    calls = []
+    load = serialization.load_pem_private_key
+
+    def counting_load(*args, **kwargs):
+        calls.append(1)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(serialization, "load_pem_private_key", counting_load)
+
+    vendor.check()
+    vendor.check()
+    vendor.token_request(datetime.now(UTC))
+    vendor.token_request(datetime.now(UTC))
+
+    assert len(calls) == 1
+
+
+def test_it_parses_the_key_again_when_the_secret_changes(vendor, monkeypatch):
+    vendor.check()
+    other = service_account_make()
+    vendor.secrets = {"service_account": other}
+    request = vendor.token_request(datetime.now(UTC))
+
+    public = serialization.load_pem_private_key(other["privateKey"].encode(), None).public_key()
+    jwt.decode(request.form["assertion"], public, algorithms=["RS256"], options={"verify_aud": False})

@@ -76,6 +76,11 @@ class Webmarketer(Vendor):
     required_settings = ("project_id",)
     required_secrets = ("service_account",)
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # (PEM text, parsed key): the text is compared so a changed secret is never signed with the old key.
+        self._parsed_key: tuple[str, rsa.RSAPrivateKey] | None = None
+
     @property
     def project_id(self) -> str:
         return self.settings.get("project_id", "")
@@ -84,15 +89,25 @@ class Webmarketer(Vendor):
         super().check()
         if not (3 <= len(self.project_id) <= 64 and PROJECT_ID.match(self.project_id)):
             raise ConfigurationError("Webmarketer: project_id must be 3–64 lowercase letters, digits and single dashes")
-        account = service_account(self.secrets)
+        self.private_key()
+
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """The service account's key, parsed once per instance (the delivery service keeps one instance per
+        connection version): parsing a PEM key costs milliseconds, and check() and every token need it."""
+        pem = service_account(self.secrets)["privateKey"]
+        cached = self._parsed_key
+        if cached is not None and cached[0] == pem:
+            return cached[1]
         try:
-            key = serialization.load_pem_private_key(account["privateKey"].encode(), password=None)
-        except (ValueError, TypeError):
+            key = serialization.load_pem_private_key(pem.encode(), password=None)
+        except (ValueError, TypeError, AttributeError):
             key = None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError(
                 "Webmarketer: the service account's privateKey is not an RSA private key"
             ) from None
+        self._parsed_key = (pem, key)
+        return key
 
     def sensitive(self) -> tuple[str, ...]:
         try:
@@ -119,7 +134,7 @@ class Webmarketer(Vendor):
                 "iat": int(now.timestamp()),
                 "exp": int(now.timestamp()) + 300,
             },
-            account["privateKey"],
+            self.private_key(),
             algorithm="RS256",
             headers={"kid": account["privateKeyId"], "typ": "JWT"},
         )
