@@ -4,8 +4,8 @@
 // data-* attributes say how (data-chart-type, data-stacked, data-horizontal, data-unit). No inline code.
 "use strict";
 (() => {
-  const palette = ["#2457c5", "#137333", "#b3261e", "#9a6700", "#7b3fb6", "#00838f", "#c2185b", "#5d6d7e",
-                   "#ef6c00", "#2e7d32", "#6a1b9a", "#455a64"];
+  const palette = ["#2457c5", "#137333", "#9a6700", "#7b3fb6", "#00838f", "#c2185b", "#5d6d7e",
+                   "#ef6c00", "#6a1b9a", "#455a64"];
   const statusColours = { delivered: "#137333", failed: "#b3261e", cancelled: "#98a2b3", invalid: "#b3261e" };
 
   function readJson(id) {
