@@ -170,6 +170,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Beat: how often to sweep for due, retrying and stuck deliveries.
 HUB_SWEEP_SECONDS = env.float("HUB_SWEEP_SECONDS", default=5.0)
+# A connection's dispatcher is woken at most about once per this interval per process (tracking/services/wake.py):
+# one broker message per request and connection cost ingest half its time. 0: every wake is sent.
+HUB_WAKE_DEBOUNCE_SECONDS = env.float("HUB_WAKE_DEBOUNCE_SECONDS", default=0.5)
 # Beat: how often to mirror Webmarketer event types, and to pull Webmarketer's trashed events.
 HUB_EVENT_TYPES_SYNC_SECONDS = env.float("HUB_EVENT_TYPES_SYNC_SECONDS", default=600.0)
 HUB_TRASH_PULL_SECONDS = env.float("HUB_TRASH_PULL_SECONDS", default=300.0)

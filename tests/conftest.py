@@ -70,6 +70,16 @@ def egress_resolver(monkeypatch):
     return resolve
 
 
+@pytest.fixture(autouse=True)
+def wake_record_clear():
+    """No debounced wake-up remembered from another test (ids are reused after a rollback)."""
+    from tracking.services.wake import wake_forget
+
+    wake_forget()
+    yield
+    wake_forget()
+
+
 @pytest.fixture
 def fresh_sessions(monkeypatch):
     """No pooled vendor session (nor cached token) from another test: respx only sees clients built while

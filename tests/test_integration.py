@@ -109,3 +109,14 @@ def test_deliveries_go_on_after_the_vendor_revokes_its_tokens(client, hub, sandb
         statuses = [a.response_status for a in delivery.attempt_set.order_by("id")]
         assert statuses in ([200], [401, 200])
     assert sandbox.get("/__sandbox__/webmarketer/events").json()["token_requests"] > tokens_before
+
+
+def test_events_posted_faster_than_the_wake_interval_are_all_delivered_once(client, hub, sandbox, settings):
+    settings.HUB_WAKE_DEBOUNCE_SECONDS = 0.5  # most of these wakes are left out, covered by a run queued for later
+    _, token = hub
+
+    for i in range(15):
+        assert post(client, token, event(100 + i)).status_code == 202
+
+    wait_until(lambda: Delivery.objects.filter(status="delivered").count() == 15, timeout=60, message="15 delivered")
+    assert sandbox.get("/__sandbox__/webmarketer/events").json()["count"] == 15

@@ -14,8 +14,8 @@ from tests.conftest import wait_until
 from tests.factories import event_store
 from tracking.demo import purchase_data
 from tracking.models import Delivery, EventType, Route, Source
-from tracking.services.delivery import connections_wake
 from tracking.services.ingest import events_ingest
+from tracking.services.wake import connections_wake
 
 pytestmark = pytest.mark.integration
 

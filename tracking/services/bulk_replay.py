@@ -16,8 +16,8 @@ from django.utils import timezone
 from ..models import BulkReplay, Delivery
 from ..selectors import bulk_replay_deliveries
 from .audit import audit_record
-from .delivery import connections_wake
 from .replay import delivery_replay_one
+from .wake import connections_wake
 
 CHUNK = 100
 # Reasons kept on the job for the deliveries it could not replay (the first few; the count says the rest).

@@ -16,6 +16,7 @@ from ..vendors.base import ConfigurationError, excerpt
 from ..vendors.http import TokenError, VendorSession
 from .audit import audit_record
 from .delivery import vendor_for
+from .wake import connections_wake, lead_changes_wake
 
 # What connection_update may change (kind never changes: its settings and routes are the vendor's).
 UPDATABLE_FIELDS = (
@@ -233,7 +234,6 @@ def connection_pause_set(*, connection: VendorConnection, paused: bool, user=Non
     """Pause (its deliveries stay due, nothing is sent) or resume (the dispatchers wake and drain what is due).
     Returns whether it changed; audited when it did."""
     from ..models import VendorKind
-    from .delivery import connections_wake
 
     changed = VendorConnection.objects.filter(pk=connection.pk, paused=not paused).update(paused=paused)
     connection.paused = paused
@@ -243,16 +243,13 @@ def connection_pause_set(*, connection: VendorConnection, paused: bool, user=Non
     if not paused:
         connections_wake([connection.pk])
         if connection.kind == VendorKind.WEBMARKETER:
-            from ..tasks import dispatch_lead_changes
-
-            transaction.on_commit(lambda: dispatch_lead_changes.delay(connection.pk))
+            lead_changes_wake([connection.pk])
     return True
 
 
 @transaction.atomic
 def connection_circuit_reset(*, connection: VendorConnection, user=None) -> None:
     """Close the circuit now (staff know the vendor is back) and wake the dispatcher; audited."""
-    from .delivery import connections_wake
 
     before = {"failures": connection.circuit_failures, "open": connection.circuit_open}
     VendorConnection.objects.filter(pk=connection.pk).update(circuit_failures=0, circuit_open_until=None)

@@ -29,6 +29,7 @@ from ..vendors import vendor_class
 from ..vendors.base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorRequest, excerpt, storable
 from ..vendors.http import Exchange, TokenError, VendorSession, encode_error
 from .rollups import deliveries_close, deliveries_finished
+from .wake import connections_wake
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,6 @@ CIRCUIT_COOLDOWN = timedelta(seconds=30)
 BACKOFF_MAX_EXPONENT = 60
 # A reason recorded in last_error is cut here (an exception message may be long).
 REASON_LIMIT = 500
-
-
-# -- waking dispatchers --------------------------------------------------------------------------------
-def connections_wake(connection_ids: set[int] | list[int]) -> None:
-    """After the current transaction commits, start a dispatch run for each connection (one message each)."""
-    from ..tasks import dispatch_connection
-
-    for connection_id in sorted(set(connection_ids)):
-        transaction.on_commit(lambda cid=connection_id: dispatch_connection.delay(cid))
 
 
 # -- vendor sessions (per process) ------------------------------------------------------------------------
@@ -607,8 +599,5 @@ def deliveries_sweep() -> dict[str, int]:
     now = timezone.now()
     recovered = sending_take_back(Delivery, now=now)
     woken = connections_due(Delivery, now=now)
-    from ..tasks import dispatch_connection
-
-    for connection_id in woken:
-        dispatch_connection.delay(connection_id)
+    connections_wake(woken, committed=True)
     return {"recovered": recovered, "woken": len(woken)}

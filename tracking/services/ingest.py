@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from ..models import Delivery, Event, EventType, Route, Source
 from ..schema import FieldError, parse_rfc3339, storable_copy, validate_data
-from .delivery import connections_wake
 from .rollups import events_counted
+from .wake import connections_wake
 
 ENVELOPE_KEYS = {"eventType", "data", "eventDate", "trackerId", "nonce"}
 # eventType, trackerId and nonce: the length of their columns.

@@ -38,6 +38,7 @@ from .delivery import (
     session_for,
 )
 from .rollups import lead_change_counted
+from .wake import lead_changes_wake
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +165,8 @@ def _standings(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Standing]:
 
 
 def _lead_wake(connection_ids: set[int]) -> None:
-    """After the current transaction commits, start a lead dispatch run for each connection."""
-    from ..tasks import dispatch_lead_changes
-
-    for connection_id in sorted(connection_ids):
-        transaction.on_commit(lambda cid=connection_id: dispatch_lead_changes.delay(cid))
+    """After the current transaction commits, start a lead dispatch run for each connection (debounced)."""
+    lead_changes_wake(connection_ids)
 
 
 def _waiting_resolve(waiting: QuerySet[LeadDelivery], *, wake: bool = True) -> int:
@@ -565,8 +563,5 @@ def lead_changes_sweep() -> dict[str, int]:
     recovered = sending_take_back(LeadDelivery, now=timezone.now())
     released = waiting_release_all()
     woken = connections_due(LeadDelivery, now=timezone.now())  # the released ones are due from now
-    from ..tasks import dispatch_lead_changes
-
-    for connection_id in woken:
-        dispatch_lead_changes.delay(connection_id)
+    lead_changes_wake(woken, committed=True)
     return {"lead_recovered": recovered, "lead_released": released, "lead_woken": len(woken)}

@@ -16,9 +16,9 @@ from django.utils import timezone
 from ..models import Delivery, Event, Route, VendorConnection
 from ..vendors import vendor_class
 from .audit import audit_record
-from .delivery import connections_wake
 from .rollups import deliveries_finished
 from .routes import route_deliveries_cancel  # noqa: F401 (importing routes connects its Route signals)
+from .wake import connections_wake
 
 
 def dedups_by_nonce(kind: str) -> bool:

@@ -62,8 +62,9 @@ from ..vendors.webmarketer import (
     trash_error_explain,
 )
 from .audit import audit_record
-from .delivery import connections_wake, session_for
+from .delivery import session_for
 from .rollups import trash_counted
+from .wake import connections_wake
 
 __all__ = [
     "AnswerError",
