@@ -111,3 +111,30 @@ def test_marketing_pauses_and_resumes_a_connection_from_the_list(page, transacti
     assert connection.paused
     ops.get_by_role("button", name="Resume").click()
     expect(ops.locator(".badge.ok").first).to_have_text("sending")
+
+
+def test_cancel_stops_a_bulk_replay_halfway_and_the_bar_says_so(page, transactional_db):
+    from tracking.services.bulk_replay import bulk_replay_chunk
+
+    user_make("Marketing", password="pw-m")
+    route = route_make(event_type_make(), webmarketer_connection_make())
+    for i in range(200):
+        event_store(route.event_type, {"email": f"p{i}@example.com", "message": "hi"}, nonce=f"c-{i}", routes=[route])
+    Delivery.objects.update(status="failed", last_error="HTTP 503 (given up)")
+    console_login(page, "marketing", "pw-m")
+    page.goto("/events/?delivery_status=failed")
+    htmx_idle(page)
+    page.get_by_role("link", name="Replay everything matching these filters…").click()
+    page.get_by_role("button", name="Start the replay").click()
+    expect(page.locator("#bulk-progress")).to_be_visible()
+    job = BulkReplay.objects.get()
+
+    assert bulk_replay_chunk(job_id=job.pk, size=100)  # the job's first half, as a worker would run it
+    expect(page.locator("#bulk-percent")).to_have_text("50 %")
+    page.get_by_role("button", name="Cancel the replay").click()
+    expect(page.locator("#bulk-progress")).to_contain_text("stopping after this chunk")
+    assert not bulk_replay_chunk(job_id=job.pk, size=100)  # the next chunk sees the cancel and stops
+
+    expect(page.locator("#bulk-progress")).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#bulk-done")).to_have_text("100")
+    assert Delivery.objects.filter(generation=1).count() == 100  # the second half was never replayed
