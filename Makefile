@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench bench-console screenshots clean
+.PHONY: setup run test lint bench bench-console bench-isolation screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: setup
 # The console's pages at 1,000 and 1,000,000 events (loading the million takes about two minutes on SQLite).
 bench-console: setup
 	$(BIN)/python bench/console.py
+
+# One vendor hanging or answering 500: the healthy vendors' delivery rate against all up (target >= 0.9).
+bench-isolation: setup
+	$(BIN)/python bench/isolation.py
 
 clean:
 	rm -rf $(VENV) var staticfiles
