@@ -170,7 +170,15 @@ class Event(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["source", "nonce"], name="event_source_nonce")]
-        indexes = [models.Index(fields=["event_type_ref", "-received_at", "-id"], name="event_type_log")]
+        indexes = [
+            models.Index(fields=["event_type_ref", "-received_at", "-id"], name="event_type_log"),
+            # The lead board: one keyset page per lead type, read in order (selectors.leads_page).
+            models.Index(fields=["event_type", "-received_at", "-id"], name="event_type_id_log"),
+            # The log's search finds an exact tracker id without reading the log.
+            models.Index(fields=["tracker_id"], name="event_tracker_id"),
+        ]
+        # The data's text search (selectors.data_contains) has an index the ORM does not describe, made by
+        # migration 0009_text_search: a trigram FTS5 table on SQLite, a pg_trgm GIN index on PostgreSQL.
         permissions = [
             ("view_leads", "Can see the lead board"),
             ("change_leads", "Can change lead states and turnover"),

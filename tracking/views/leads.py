@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from ..models import Event, LeadChange, LeadDelivery
-from ..selectors import keyset_page, lead_event_types, lead_rows, leads_filter
+from ..selectors import lead_event_types, lead_rows, leads_page
 from ..services.leads import LeadChangeError, is_lead, lead_change_record, lead_change_retry
 from .base import HtmxHttpRequest, day_bound, permission_required
 
@@ -90,7 +90,7 @@ def lead_list(request: HtmxHttpRequest) -> HttpResponse:
         "until": day_bound(params.get("until", ""), end=True),
         "q": params.get("q", ""),
     }
-    page = keyset_page(leads_filter(**filters), field="received_at", cursor=params.get("after", ""))
+    page = leads_page(cursor=params.get("after", ""), **filters)
     query = params.copy()
     query.pop("after", None)
     rows = lead_rows(page.items)
