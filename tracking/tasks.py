@@ -18,8 +18,9 @@ from .services import delivery, leads
 )
 def dispatch_connection(connection_id: int) -> int:
     claimed = delivery.connection_dispatch(connection_id=connection_id)
-    if claimed:
-        # More may be due: go again, behind the other connections' runs already queued (fairness).
+    # More may be due: go again, behind the other connections' runs already queued (fairness); not after a run
+    # that only failed (the connection is failing): its next probe waits for a wake, the sweep or the backoff.
+    if claimed and not delivery.connection_failing_now(connection_id):
         dispatch_connection.delay(connection_id)
     return claimed
 

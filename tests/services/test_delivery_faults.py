@@ -526,7 +526,7 @@ def test_a_bug_in_a_run_leaves_nothing_in_sending_and_logs_no_event_data(connect
     caplog.set_level("INFO")
     (event,) = contact(connection, [{"email": MARKER, "message": "hi"}])
 
-    def broken(session, events, deadline=None):
+    def broken(session, events, deadline=None, guard=None):
         raise RuntimeError(f"cannot handle {events[0].data}")
 
     monkeypatch.setattr(service, "_send_all", broken)

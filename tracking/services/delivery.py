@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 # Consecutive transient failures that open a connection's circuit, and for how long.
 CIRCUIT_THRESHOLD = 10
 CIRCUIT_COOLDOWN = timedelta(seconds=30)
+# Isolation (a hanging vendor must not hold the workers the others need):
+# - until a run has delivered something, it starts no more requests once its failures, counting those still in
+#   flight as failing, reach this many (at most its threads: one round, RunGuard); the rest of its claim goes
+#   back to due, and if they all failed the circuit opens: a vendor that starts hanging costs one timeout of one
+#   run, not a batch's worth;
+# - a failing connection (transient failures since its last success: circuit_failures > 0) gets a probe, one
+#   delivery in one request, never a batch; a failed probe of a circuit that was open opens it again, a
+#   delivered one closes it and the next run takes a full batch;
+# - its dispatch does not go again at once after such a run (tasks.dispatch_connection): the next wake, the
+#   sweep or the backoff brings the next probe.
+RUN_STOP_FAILURES = CIRCUIT_THRESHOLD
 # The backoff doubles per attempt up to the connection's cap; past 2**60 the cap has long been reached
 # (and 2**1024 overflows a float).
 BACKOFF_MAX_EXPONENT = 60
@@ -106,8 +117,22 @@ def run_deadline(connection: VendorConnection) -> float:
     return time.monotonic() + budget
 
 
+def connection_failing(connection: VendorConnection) -> bool:
+    """Transient failures only since the connection's last success (its circuit may be closed again): its
+    next run is a probe (dispatch_limit)."""
+    return connection.circuit_failures > 0
+
+
+def connection_failing_now(connection_id: int) -> bool:
+    """connection_failing, read again from the database (after a run)."""
+    return VendorConnection.objects.filter(pk=connection_id, circuit_failures__gt=0).exists()
+
+
 def dispatch_limit(connection: VendorConnection) -> int:
-    """Deliveries claimed per run: HUB_DISPATCH_BATCH, or the connection's batch size where that is smaller."""
+    """Deliveries claimed per run: HUB_DISPATCH_BATCH, or the connection's batch size where that is smaller; one
+    (a probe) while the connection is failing."""
+    if connection_failing(connection):
+        return 1
     return max(1, min(connection.batch_size or settings.HUB_DISPATCH_BATCH, settings.HUB_DISPATCH_BATCH))
 
 
@@ -176,6 +201,47 @@ class Sent:
     released: bool = False
 
 
+class RunGuard:
+    """Counts a run's requests across its threads. Until one is delivered, a run whose failures, counting the
+    requests still in flight as failing, reach `limit` starts no more (`start` says no): with all its threads
+    waiting on a hanging vendor, the first timeout stops it, not the next round of requests. What it has not
+    sent goes back to due, no attempt counted. `tripped`: it stopped, `limit` requests failed and none was
+    delivered (a run that sent all it had counts its failures as usual, CIRCUIT_THRESHOLD)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.started = 0
+        self.finished = 0
+        self.failures = 0
+        self.delivered = False
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def _stopped(self) -> bool:
+        in_flight = self.started - self.finished
+        return not self.delivered and self.failures > 0 and self.failures + in_flight >= self.limit
+
+    def start(self) -> bool:
+        with self._lock:
+            if self._stopped():
+                self.refused += 1
+                return False
+            self.started += 1
+            return True
+
+    def record(self, outcome: str) -> None:
+        with self._lock:
+            self.finished += 1
+            if outcome == "delivered":
+                self.delivered = True
+            elif outcome == "retry":
+                self.failures += 1
+
+    @property
+    def tripped(self) -> bool:
+        return self.refused > 0 and not self.delivered and self.failures >= self.limit
+
+
 def _reason(what: str, exc: BaseException) -> str:
     """A failure's reason for last_error: the exception's type and message, short, storable."""
     if isinstance(exc, UnicodeError | RecursionError):
@@ -233,23 +299,35 @@ def exchange_send(
 
 
 def _send(
-    session: VendorSession, request: VendorRequest, events: dict[int, OutgoingEvent], token: str | None, deadline: float
+    session: VendorSession,
+    request: VendorRequest,
+    events: dict[int, OutgoingEvent],
+    token: str | None,
+    deadline: float,
+    guard: RunGuard | None = None,
 ) -> list[Sent]:
     """Send one request of events (401: once more with a fresh token). Runs in a worker thread: no ORM.
     A request of several events that cannot be encoded is split: each event is built and sent alone, so
     only the event that cannot be encoded fails."""
     if time.monotonic() > deadline:
         return [Sent(request.keys, Result("retry", "the run's time was up"), released=True)]
+    if guard and not guard.start():
+        reason = f"not sent: the run stopped after {guard.failures} failed requests"
+        return [Sent(request.keys, Result("retry", reason), released=True)]
     vendor = session.vendor
     # The same events again, signed with the new token: one request, as before.
     result, exchanges = exchange_send(
         session, request, token, lambda fresh: vendor.build([events[k] for k in request.keys], fresh)[0]
     )
+    if guard:
+        guard.record(result.outcome)
     if len(request.keys) > 1 and exchanges and exchanges[0][0].unsendable:
         sents: list[Sent] = []
         for key in request.keys:  # each event alone: requests of one event each, never split again
             built = _build(vendor, [events[key]], token)
-            sents += built.failed + [s for r in built.requests for s in _send(session, r, events, token, deadline)]
+            sents += built.failed + [
+                s for r in built.requests for s in _send(session, r, events, token, deadline, guard)
+            ]
         return sents
     return [Sent(request.keys, result, exchanges)]
 
@@ -287,7 +365,9 @@ def _build(vendor: Vendor, events: list[OutgoingEvent], token: str | None) -> _B
     return _Built(requests, failed)
 
 
-def _send_all(session: VendorSession, events: list[OutgoingEvent], deadline: float | None = None) -> list[Sent]:
+def _send_all(
+    session: VendorSession, events: list[OutgoingEvent], deadline: float | None = None, guard: RunGuard | None = None
+) -> list[Sent]:
     deadline = time.monotonic() + settings.HUB_STUCK_AFTER_SECONDS if deadline is None else deadline
     by_key = {e.key: e for e in events}
     keys = tuple(by_key)
@@ -299,10 +379,12 @@ def _send_all(session: VendorSession, events: list[OutgoingEvent], deadline: flo
     built = _build(session.vendor, events, token)
     requests = built.requests
     workers = max(1, min(settings.HUB_DISPATCH_CONCURRENCY, len(requests)))
+    if guard:  # one round of the threads failing is enough to stop
+        guard.limit = max(1, min(guard.limit, workers))
     if workers == 1:
-        return built.failed + [s for r in requests for s in _send(session, r, by_key, token, deadline)]
+        return built.failed + [s for r in requests for s in _send(session, r, by_key, token, deadline, guard)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-        results = pool.map(lambda r: _send(session, r, by_key, token, deadline), requests)
+        results = pool.map(lambda r: _send(session, r, by_key, token, deadline, guard), requests)
         return built.failed + [s for sents in results for s in sents]
 
 
@@ -456,9 +538,11 @@ def next_state(
     }
 
 
-def circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
+def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool = False) -> None:
     """Open the circuit after CIRCUIT_THRESHOLD transient failures in a row; close it on any success. Counted in
-    the database (F()), not from the run's copy of the connection, so concurrent runs add up."""
+    the database (F()), not from the run's copy of the connection, so concurrent runs add up. `trip`: open it
+    on this run's failures whatever the count (a run stopped by its failures, a failed probe of a circuit
+    that was open)."""
     outcomes = [s.result.outcome for s in sent if not s.released]
     conn = VendorConnection.objects.filter(pk=connection.pk)
     if "delivered" in outcomes:
@@ -467,16 +551,15 @@ def circuit_update(connection: VendorConnection, sent: list[Sent]) -> None:
     elif outcomes and all(o == "retry" for o in outcomes):
         now = timezone.now()
         conn.update(circuit_failures=F("circuit_failures") + len(outcomes))
-        opened = (
-            conn.filter(circuit_failures__gte=CIRCUIT_THRESHOLD)
-            .exclude(circuit_open_until__gt=now)
-            .update(circuit_open_until=now + CIRCUIT_COOLDOWN)
-        )
+        opening = conn if trip else conn.filter(circuit_failures__gte=CIRCUIT_THRESHOLD)
+        opened = opening.exclude(circuit_open_until__gt=now).update(circuit_open_until=now + CIRCUIT_COOLDOWN)
         if opened:
             log.warning("circuit of connection %s open for %s", connection.name, CIRCUIT_COOLDOWN)
 
 
-def _send_run(connection: VendorConnection, events: list[OutgoingEvent], deadline: float) -> list[Sent]:
+def _send_run(
+    connection: VendorConnection, events: list[OutgoingEvent], deadline: float, guard: RunGuard | None = None
+) -> list[Sent]:
     keys = tuple(e.key for e in events)
     try:
         session = session_for(connection)
@@ -485,7 +568,7 @@ def _send_run(connection: VendorConnection, events: list[OutgoingEvent], deadlin
         # The connection cannot work as configured: keep the deliveries until staff fix it.
         return [Sent(keys, Result("retry", f"connection misconfigured: {exc}"))]
     try:
-        return _send_all(session, events, deadline)
+        return _send_all(session, events, deadline, guard)
     except Exception as exc:  # noqa: BLE001 (a bug of ours: the rows must not stay in sending)
         # Logged by type and place only: an exception's message may quote the event's data.
         log.error("dispatch of connection %s failed: %s at %s", connection.pk, type(exc).__name__, where(exc))
@@ -519,9 +602,12 @@ def connection_dispatch(*, connection_id: int) -> int:
             events.append(outgoing_event(d))
         except Unreadable as exc:
             unreadable.append(Sent((d.pk,), Result("failed", str(exc))))
-    sent = unreadable + (_send_run(connection, events, deadline) if events else [])
+    guard = RunGuard(RUN_STOP_FAILURES)
+    sent = unreadable + (_send_run(connection, events, deadline, guard) if events else [])
     _apply(connection, deliveries, sent)
-    circuit_update(connection, sent)
+    # A probe of a circuit that was open (half-open) that failed, or a run its failures stopped: open again.
+    half_open = connection_failing(connection) and connection.circuit_open_until is not None
+    circuit_update(connection, sent, trip=guard.tripped or half_open)
     if connection.kind == VendorKind.WEBMARKETER:
         # Lead changes made before these events reached Webmarketer were waiting for their ids.
         delivered = [deliveries[k].event_id for s in sent if s.result.vendor_ref and not s.released for k in s.keys]

@@ -1,0 +1,137 @@
+"""Isolation of a failing connection (respx): a probe instead of a batch, a run stopped by its failures after one
+round of its threads, no immediate re-queue after a run that only failed; nothing left in sending."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from tests.factories import event_type_make, route_make, source_make
+from tests.services.conftest import EVENTS_URL
+from tracking import tasks
+from tracking.models import Attempt, Delivery, VendorConnection
+from tracking.services import delivery as service
+from tracking.services.ingest import events_ingest
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
+
+
+def ingest(connection, n=1):
+    route_make(event_type_make(), connection)
+    source, _ = source_make()
+    items = [
+        {"eventType": "contact-form", "nonce": f"n-{i}", "data": {"email": f"p{i}@example.com", "message": "hi"}}
+        for i in range(n)
+    ]
+    events_ingest(source=source, items=items)
+    return list(Delivery.objects.order_by("id"))
+
+
+def dispatch(connection):
+    return service.connection_dispatch(connection_id=connection.pk)
+
+
+def failing(connection, *, failures=3, open_until=None):
+    VendorConnection.objects.filter(pk=connection.pk).update(circuit_failures=failures, circuit_open_until=open_until)
+    connection.refresh_from_db()
+
+
+def hanging(request):
+    time.sleep(0.05)
+    raise httpx.ReadTimeout("timed out", request=request)
+
+
+def test_a_failing_connection_gets_one_probe_request_not_a_batch(connection, vendor):
+    events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
+    ingest(connection, n=5)
+    failing(connection)
+
+    assert dispatch(connection) == 1
+
+    assert events.call_count == 1
+    assert Attempt.objects.count() == 1
+    assert Delivery.objects.filter(status="pending").count() == 4
+
+
+def test_a_delivered_probe_closes_the_circuit_and_the_next_run_takes_a_full_batch(connection, vendor):
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    ingest(connection, n=5)
+    failing(connection, failures=12, open_until=timezone.now() - timedelta(seconds=1))  # half-open
+
+    assert dispatch(connection) == 1
+    connection.refresh_from_db()
+    assert (connection.circuit_failures, connection.circuit_open_until) == (0, None)
+
+    assert dispatch(connection) == 4
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_a_failed_probe_of_a_half_open_circuit_opens_it_again(connection, vendor):
+    events = vendor.post(EVENTS_URL).mock(side_effect=hanging)
+    ingest(connection, n=5)
+    failing(connection, failures=service.CIRCUIT_THRESHOLD, open_until=timezone.now() - timedelta(seconds=1))
+
+    assert dispatch(connection) == 1
+
+    connection.refresh_from_db()
+    assert events.call_count == 1 and connection.circuit_open
+
+
+def test_a_hanging_vendor_stops_the_run_after_one_round_of_its_threads(connection, vendor, settings):
+    settings.HUB_DISPATCH_CONCURRENCY = 4
+    events = vendor.post(EVENTS_URL).mock(side_effect=hanging)
+    ingest(connection, n=20)
+
+    assert dispatch(connection) == 20
+
+    assert events.call_count == 4  # one round, not the batch
+    statuses = list(Delivery.objects.values_list("status", "attempts"))
+    assert sorted(statuses).count(("retrying", 1)) == 4
+    # The rest went back to due, no attempt counted; nothing stays in sending.
+    released = Delivery.objects.filter(attempts=0)
+    assert released.count() == 16 and set(released.values_list("status", flat=True)) == {"retrying"}
+    assert not released.filter(next_attempt_at__gt=timezone.now()).exists()
+    connection.refresh_from_db()
+    assert connection.circuit_open
+
+
+def test_one_failure_among_deliveries_does_not_stop_the_run(connection, vendor, settings):
+    settings.HUB_DISPATCH_CONCURRENCY = 1
+    answers = iter([httpx.Response(200, json="wm-1"), httpx.Response(503)] + [httpx.Response(200, json="wm-2")] * 8)
+    events = vendor.post(EVENTS_URL).mock(side_effect=lambda request: next(answers))
+    ingest(connection, n=10)
+
+    assert dispatch(connection) == 10
+
+    assert events.call_count == 10
+    assert Delivery.objects.filter(status="delivered").count() == 9
+    connection.refresh_from_db()
+    assert (connection.circuit_failures, connection.circuit_open) == (0, False)
+
+
+def test_the_dispatch_does_not_go_again_at_once_after_a_run_that_only_failed(connection, vendor, monkeypatch):
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
+    ingest(connection, n=3)
+    again = []
+    monkeypatch.setattr("tracking.tasks.dispatch_connection.delay", again.append)
+
+    assert tasks.dispatch_connection(connection.pk) == 3
+
+    assert again == []  # the next wake, the sweep or the backoff brings the probe
+    assert not Delivery.objects.filter(status="sending").exists()
+
+
+def test_the_dispatch_goes_again_after_a_run_that_delivered(connection, vendor, monkeypatch, settings):
+    settings.HUB_DISPATCH_BATCH = 2
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    ingest(connection, n=3)
+    again = []
+    monkeypatch.setattr("tracking.tasks.dispatch_connection.delay", again.append)
+
+    assert tasks.dispatch_connection(connection.pk) == 2
+
+    assert again == [connection.pk]
