@@ -55,6 +55,8 @@ def test_a_failing_connection_gets_one_probe_request_not_a_batch(connection, ven
     assert events.call_count == 1
     assert Attempt.objects.count() == 1
     assert Delivery.objects.filter(status="pending").count() == 4
+    connection.refresh_from_db()
+    assert connection.circuit_open  # a failed probe: no more probes until the cooldown is over
 
 
 def test_a_delivered_probe_closes_the_circuit_and_the_next_run_takes_a_full_batch(connection, vendor):
@@ -135,3 +137,15 @@ def test_the_dispatch_goes_again_after_a_run_that_delivered(connection, vendor, 
     assert tasks.dispatch_connection(connection.pk) == 2
 
     assert again == [connection.pk]
+
+
+def test_a_connection_has_one_run_at_a_time(connection, vendor):
+    events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    ingest(connection, n=3)
+    service.deliveries_claim(connection_id=connection.pk, limit=1)  # another run is sending
+
+    assert dispatch(connection) == 0  # it holds no second worker process
+
+    assert events.call_count == 0
+    Delivery.objects.filter(status="sending").update(status="delivered", claimed_at=None)
+    assert dispatch(connection) == 2

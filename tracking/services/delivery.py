@@ -42,10 +42,11 @@ CIRCUIT_COOLDOWN = timedelta(seconds=30)
 #   back to due, and if they all failed the circuit opens: a vendor that starts hanging costs one timeout of one
 #   run, not a batch's worth;
 # - a failing connection (transient failures since its last success: circuit_failures > 0) gets a probe, one
-#   delivery in one request, never a batch; a failed probe of a circuit that was open opens it again, a
-#   delivered one closes it and the next run takes a full batch;
+#   delivery in one request, never a batch; a failed probe opens the circuit (CIRCUIT_COOLDOWN), a delivered
+#   one closes it and the next run takes a full batch;
 # - its dispatch does not go again at once after such a run (tasks.dispatch_connection): the next wake, the
-#   sweep or the backoff brings the next probe.
+#   sweep or the backoff brings the next probe;
+# - a connection has one run at a time (run_in_flight): it never holds more than one worker process.
 RUN_STOP_FAILURES = CIRCUIT_THRESHOLD
 # The backoff doubles per attempt up to the connection's cap; past 2**60 the cap has long been reached
 # (and 2**1024 overflows a float).
@@ -575,6 +576,15 @@ def _send_run(
         return [Sent(keys, Result("retry", f"internal error ({type(exc).__name__}), retried later"))]
 
 
+def run_in_flight(connection_id: int) -> bool:
+    """Another run of the connection is sending: rows of it claimed within HUB_STUCK_AFTER_SECONDS (older ones
+    are the sweep's to take back)."""
+    since = timezone.now() - timedelta(seconds=settings.HUB_STUCK_AFTER_SECONDS)
+    return (
+        in_flight_before(Delivery, timezone.now()).filter(connection_id=connection_id, claimed_at__gte=since).exists()
+    )
+
+
 def connection_dispatch(*, connection_id: int) -> int:
     """Claim and send one batch of a connection's due deliveries; returns how many were claimed. The run is
     time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted."""
@@ -583,7 +593,15 @@ def connection_dispatch(*, connection_id: int) -> int:
     if connection is None or connection.circuit_open or connection.paused:
         return 0
     deadline = run_deadline(connection)
-    claimed = deliveries_claim(connection_id=connection_id, limit=dispatch_limit(connection))
+    with transaction.atomic():
+        if db_connection.features.has_select_for_update:
+            # One check and claim at a time per connection (SQLite: the IMMEDIATE transaction already is).
+            list(VendorConnection.objects.select_for_update().filter(pk=connection_id).values_list("pk"))
+        if run_in_flight(connection_id):
+            # One run per connection at a time: it never holds more than one worker process, however slow its
+            # vendor; the run in flight goes again when it is done.
+            return 0
+        claimed = deliveries_claim(connection_id=connection_id, limit=dispatch_limit(connection))
     if not claimed:
         return 0
     # A route disabled while its delivery was in flight or retrying: cancelled, never sent under the old mapping.
@@ -605,9 +623,8 @@ def connection_dispatch(*, connection_id: int) -> int:
     guard = RunGuard(RUN_STOP_FAILURES)
     sent = unreadable + (_send_run(connection, events, deadline, guard) if events else [])
     _apply(connection, deliveries, sent)
-    # A probe of a circuit that was open (half-open) that failed, or a run its failures stopped: open again.
-    half_open = connection_failing(connection) and connection.circuit_open_until is not None
-    circuit_update(connection, sent, trip=guard.tripped or half_open)
+    # A failed probe (the connection was failing already), or a run its failures stopped: the circuit opens.
+    circuit_update(connection, sent, trip=guard.tripped or connection_failing(connection))
     if connection.kind == VendorKind.WEBMARKETER:
         # Lead changes made before these events reached Webmarketer were waiting for their ids.
         delivered = [deliveries[k].event_id for s in sent if s.result.vendor_ref and not s.released for k in s.keys]
