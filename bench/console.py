@@ -65,52 +65,13 @@ def main() -> None:
     import django
 
     django.setup()
-    from dashboard import load
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
-    from django.test import Client
-    from django.test.utils import setup_test_environment
+    from dashboard import bench_start, load
 
-    from tests.factories import PURCHASE, event_type_make, user_make, webmarketer_connection_make
-    from tracking.models import (
-        Attempt,
-        Delivery,
-        Event,
-        EventType,
-        HourlyCount,
-        LatencyCount,
-        LeadChange,
-        LeadDelivery,
-        Route,
-        TrashedEvent,
-        VendorConnection,
-    )
+    from tracking.models import Attempt, Delivery, Event, LeadChange
     from tracking.services.rollups import rollups_rebuild
 
-    setup_test_environment()  # the test client's host, no real e-mail
-    call_command("migrate", verbosity=0)
-    for model in (
-        LeadDelivery,
-        LeadChange,
-        Attempt,
-        Delivery,
-        TrashedEvent,
-        Event,
-        Route,
-        EventType,
-        VendorConnection,
-        HourlyCount,
-        LatencyCount,
-    ):
-        model.objects.all().delete()
-    User.objects.filter(username="bench-marketing").delete()
-    contact_form, _ = event_type_make(), event_type_make(PURCHASE)
+    contact_form, client = bench_start()
     assert contact_form.states, "the lead board lists the event types that declare states"
-    for name in ("Webmarketer", "Webmarketer EU", "Tracify"):
-        webmarketer_connection_make(name=name)
-    user = user_make("Marketing", username="bench-marketing")
-    client = Client()
-    client.force_login(user)
 
     pages = {
         "dashboard (7 d)": lambda: ("/dashboard/?range=7d", {}),

@@ -120,10 +120,10 @@ def timed(client, path: str) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
-def main() -> None:
-    import django
-
-    django.setup()
+def bench_start():
+    """Migrated and emptied of earlier runs, with the demo's contact-form and purchase types, three connections
+    and a test client logged in as Marketing: (contact-form type, client). bench/console.py starts the same way."""
+    from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.test import Client
     from django.test.utils import setup_test_environment
@@ -142,12 +142,9 @@ def main() -> None:
         TrashedEvent,
         VendorConnection,
     )
-    from tracking.services.rollups import rollups_rebuild
 
     setup_test_environment()  # the test client's host, no real e-mail
     call_command("migrate", verbosity=0)
-    from django.contrib.auth.models import User
-
     for model in (
         LeadDelivery,
         LeadChange,
@@ -166,9 +163,19 @@ def main() -> None:
     contact_form, _ = event_type_make(), event_type_make(PURCHASE)
     for name in ("Webmarketer", "Webmarketer EU", "Tracify"):
         webmarketer_connection_make(name=name)
-    user = user_make("Marketing", username="bench-marketing")
     client = Client()
-    client.force_login(user)
+    client.force_login(user_make("Marketing", username="bench-marketing"))
+    return contact_form, client
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from tracking.models import Event, HourlyCount, LatencyCount, LeadChange
+    from tracking.services.rollups import rollups_rebuild
+
+    contact_form, client = bench_start()
 
     results: dict[int, dict[str, tuple[float, float]]] = {}
     loaded = 0
