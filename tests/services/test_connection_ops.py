@@ -9,30 +9,21 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.factories import event_type_make, route_make, source_make, user_make
-from tests.services.conftest import EVENTS_URL
+from tests.factories import user_make
+from tests.services.conftest import EVENTS_URL, contact_forms_ingest
 from tracking.models import Attempt, AuditEntry, Delivery
 from tracking.selectors import connections_health
 from tracking.services import delivery as service
 from tracking.services.connections import connection_circuit_reset, connection_pause_set
-from tracking.services.ingest import events_ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
-
-
-def ingest(connection, n=1):
-    route_make(event_type_make(), connection)
-    source, _ = source_make()
-    items = [{"eventType": "contact-form", "data": {"email": f"p{i}@example.com", "message": "hi"}} for i in range(n)]
-    events_ingest(source=source, items=items)
-    return list(Delivery.objects.order_by("id"))
 
 
 def test_a_paused_connection_sends_nothing_and_keeps_its_deliveries_due(
     connection, vendor, django_capture_on_commit_callbacks
 ):
     posted = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-1"))
-    ingest(connection, 3)
+    contact_forms_ingest(connection, 3)
     connection_pause_set(connection=connection, paused=True, user=user_make("Marketing"))
 
     assert service.connection_dispatch(connection_id=connection.pk) == 0
@@ -47,7 +38,7 @@ def test_resume_wakes_the_dispatcher_and_drains_what_was_due(
     connection, vendor, django_capture_on_commit_callbacks, monkeypatch
 ):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-1"))
-    ingest(connection, 3)
+    contact_forms_ingest(connection, 3)
     connection_pause_set(connection=connection, paused=True)
     woken = []
     monkeypatch.setattr("tracking.tasks.dispatch_connection.delay", woken.append)
@@ -81,7 +72,7 @@ def test_a_circuit_reset_closes_it_and_is_audited(connection):
 
 
 def test_health_counts_the_last_hour_only(connection):
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
     now = timezone.now()
 
     def attempt(minutes_ago, outcome, ms):

@@ -8,34 +8,16 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.factories import event_type_make, route_make, source_make
-from tests.services.conftest import EVENTS_URL, TOKEN, TOKEN_URL
+from tests.services.conftest import EVENTS_URL, TOKEN, TOKEN_URL, contact_forms_ingest, dispatch
 from tracking.models import Attempt, Delivery, VendorConnection
 from tracking.services import delivery as service
-from tracking.services.ingest import events_ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
 
 
-def ingest(connection, n=1):
-    event_type = event_type_make()
-    route_make(event_type, connection)
-    source, _ = source_make()
-    items = [
-        {"eventType": "contact-form", "nonce": f"n-{i}", "data": {"email": f"p{i}@example.com", "message": "hi"}}
-        for i in range(n)
-    ]
-    events_ingest(source=source, items=items)
-    return list(Delivery.objects.order_by("id"))
-
-
-def dispatch(connection):
-    return service.connection_dispatch(connection_id=connection.pk)
-
-
 def test_a_delivered_event_keeps_the_vendor_id_and_one_attempt(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id-1"))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     assert dispatch(connection) == 1
 
@@ -51,7 +33,7 @@ def test_a_delivered_event_keeps_the_vendor_id_and_one_attempt(connection, vendo
 
 def test_nothing_secret_reaches_the_attempt_records(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id-1"))
-    ingest(connection)
+    contact_forms_ingest(connection)
     dispatch(connection)
 
     secret = connection.secrets["service_account"]["privateKey"]
@@ -62,7 +44,7 @@ def test_nothing_secret_reaches_the_attempt_records(connection, vendor):
 
 def test_a_5xx_is_retried_later_with_backoff(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503, json={"message": "down"}))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
     before = timezone.now()
 
     dispatch(connection)
@@ -78,7 +60,7 @@ def test_a_5xx_is_retried_later_with_backoff(connection, vendor):
 
 def test_retry_after_is_honoured(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "120"}))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     dispatch(connection)
 
@@ -88,7 +70,7 @@ def test_retry_after_is_honoured(connection, vendor):
 
 def test_a_connection_error_is_retried(connection, vendor):
     vendor.post(EVENTS_URL).mock(side_effect=httpx.ConnectError("refused"))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     dispatch(connection)
 
@@ -100,7 +82,7 @@ def test_a_connection_error_is_retried(connection, vendor):
 
 def test_a_permanent_4xx_fails_at_once_with_the_answer_recorded(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(400, json={"statusCode": 400, "message": "bad"}))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     dispatch(connection)
 
@@ -111,7 +93,7 @@ def test_a_permanent_4xx_fails_at_once_with_the_answer_recorded(connection, vend
 
 def test_it_gives_up_after_the_connection_window(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(500))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
     Delivery.objects.filter(pk=delivery.pk).update(created_at=timezone.now() - timedelta(hours=24))
 
     dispatch(connection)
@@ -133,7 +115,7 @@ def test_a_401_takes_a_fresh_token_once_and_sends_again(connection, vendor):
             else httpx.Response(401)
         )
     )
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     dispatch(connection)
 
@@ -144,7 +126,7 @@ def test_a_401_takes_a_fresh_token_once_and_sends_again(connection, vendor):
 
 def test_a_second_401_fails_without_a_third_try(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(401, json={"message": "Unauthorized"}))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     dispatch(connection)
 
@@ -156,7 +138,7 @@ def test_a_second_401_fails_without_a_third_try(connection, vendor):
 
 def test_a_failing_token_endpoint_keeps_the_deliveries_for_later(connection, vendor):
     vendor.post(TOKEN_URL).mock(return_value=httpx.Response(401, json={"error": "invalid_client"}))
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     dispatch(connection)
 
@@ -170,7 +152,7 @@ def test_a_failing_token_endpoint_keeps_the_deliveries_for_later(connection, ven
 def test_a_misconfigured_connection_says_so_and_sends_nothing(connection, vendor):
     connection.settings = {"project_id": "Not Valid"}
     connection.save()
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
 
     dispatch(connection)
 
@@ -182,7 +164,7 @@ def test_a_misconfigured_connection_says_so_and_sends_nothing(connection, vendor
 
 def test_a_batch_is_sent_in_one_run(connection, vendor):
     vendor.post(EVENTS_URL).mock(side_effect=lambda request: httpx.Response(200, json=f"id-{len(vendor.calls)}"))
-    ingest(connection, n=20)
+    contact_forms_ingest(connection, n=20)
 
     assert dispatch(connection) == 20
     assert Delivery.objects.filter(status="delivered").count() == 20
@@ -190,7 +172,7 @@ def test_a_batch_is_sent_in_one_run(connection, vendor):
 
 
 def test_a_claimed_delivery_is_not_claimed_again(connection):
-    ingest(connection, n=3)
+    contact_forms_ingest(connection, n=3)
 
     first = service.deliveries_claim(connection_id=connection.pk, limit=2)
     second = service.deliveries_claim(connection_id=connection.pk, limit=10)
@@ -201,7 +183,7 @@ def test_a_claimed_delivery_is_not_claimed_again(connection):
 
 
 def test_the_sweep_takes_back_deliveries_whose_worker_died(connection, settings):
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
     service.deliveries_claim(connection_id=connection.pk, limit=10)
     Delivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
 
@@ -214,7 +196,7 @@ def test_the_sweep_takes_back_deliveries_whose_worker_died(connection, settings)
 
 
 def test_the_sweep_leaves_recent_claims_alone(connection):
-    (delivery,) = ingest(connection)
+    (delivery,) = contact_forms_ingest(connection)
     service.deliveries_claim(connection_id=connection.pk, limit=10)
 
     assert service.deliveries_sweep()["recovered"] == 0
@@ -224,7 +206,7 @@ def test_the_sweep_leaves_recent_claims_alone(connection):
 
 def test_many_transient_failures_open_the_circuit_and_a_success_closes_it(connection, vendor):
     route = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
-    ingest(connection, n=service.CIRCUIT_THRESHOLD)
+    contact_forms_ingest(connection, n=service.CIRCUIT_THRESHOLD)
 
     dispatch(connection)
 
@@ -241,7 +223,7 @@ def test_many_transient_failures_open_the_circuit_and_a_success_closes_it(connec
 
 
 def test_a_disabled_connection_is_not_dispatched(connection, vendor):
-    ingest(connection)
+    contact_forms_ingest(connection)
     connection.enabled = False
     connection.save()
 

@@ -20,7 +20,7 @@ from tests.factories import (
     route_make,
     vendor_connection_make,
 )
-from tests.services.conftest import EVENTS_URL, TOKEN
+from tests.services.conftest import EVENTS_URL, TOKEN, dispatch
 from tracking.demo import PURCHASE_ROUTES, purchase_data
 from tracking.models import Attempt, Delivery, Event, LeadChange, LeadDelivery, Route, VendorConnection
 from tracking.services import delivery as service
@@ -44,10 +44,6 @@ def contact(connection, datas: list[dict]) -> list[Event]:
 
 def good(i: int) -> dict:
     return {"email": f"p{i}@example.com", "message": "hi"}
-
-
-def dispatch(connection) -> int:
-    return service.connection_dispatch(connection_id=connection.pk)
 
 
 def status_of(event: Event) -> Delivery:

@@ -10,29 +10,12 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.factories import event_type_make, route_make, source_make
-from tests.services.conftest import EVENTS_URL
+from tests.services.conftest import EVENTS_URL, contact_forms_ingest, dispatch
 from tracking import tasks
 from tracking.models import Attempt, Delivery, VendorConnection
 from tracking.services import delivery as service
-from tracking.services.ingest import events_ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_sessions")]
-
-
-def ingest(connection, n=1):
-    route_make(event_type_make(), connection)
-    source, _ = source_make()
-    items = [
-        {"eventType": "contact-form", "nonce": f"n-{i}", "data": {"email": f"p{i}@example.com", "message": "hi"}}
-        for i in range(n)
-    ]
-    events_ingest(source=source, items=items)
-    return list(Delivery.objects.order_by("id"))
-
-
-def dispatch(connection):
-    return service.connection_dispatch(connection_id=connection.pk)
 
 
 def failing(connection, *, failures=3, open_until=None):
@@ -47,7 +30,7 @@ def hanging(request):
 
 def test_a_failing_connection_gets_one_probe_request_not_a_batch(connection, vendor):
     events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
-    ingest(connection, n=5)
+    contact_forms_ingest(connection, n=5)
     failing(connection)
 
     assert dispatch(connection) == 1
@@ -61,7 +44,7 @@ def test_a_failing_connection_gets_one_probe_request_not_a_batch(connection, ven
 
 def test_a_delivered_probe_closes_the_circuit_and_the_next_run_takes_a_full_batch(connection, vendor):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
-    ingest(connection, n=5)
+    contact_forms_ingest(connection, n=5)
     failing(connection, failures=12, open_until=timezone.now() - timedelta(seconds=1))  # half-open
 
     assert dispatch(connection) == 1
@@ -74,7 +57,7 @@ def test_a_delivered_probe_closes_the_circuit_and_the_next_run_takes_a_full_batc
 
 def test_a_failed_probe_of_a_half_open_circuit_opens_it_again(connection, vendor):
     events = vendor.post(EVENTS_URL).mock(side_effect=hanging)
-    ingest(connection, n=5)
+    contact_forms_ingest(connection, n=5)
     failing(connection, failures=service.CIRCUIT_THRESHOLD, open_until=timezone.now() - timedelta(seconds=1))
 
     assert dispatch(connection) == 1
@@ -86,7 +69,7 @@ def test_a_failed_probe_of_a_half_open_circuit_opens_it_again(connection, vendor
 def test_a_hanging_vendor_stops_the_run_after_one_round_of_its_threads(connection, vendor, settings):
     settings.HUB_DISPATCH_CONCURRENCY = 4
     events = vendor.post(EVENTS_URL).mock(side_effect=hanging)
-    ingest(connection, n=20)
+    contact_forms_ingest(connection, n=20)
 
     assert dispatch(connection) == 20
 
@@ -105,7 +88,7 @@ def test_one_failure_among_deliveries_does_not_stop_the_run(connection, vendor, 
     settings.HUB_DISPATCH_CONCURRENCY = 1
     answers = iter([httpx.Response(200, json="wm-1"), httpx.Response(503)] + [httpx.Response(200, json="wm-2")] * 8)
     events = vendor.post(EVENTS_URL).mock(side_effect=lambda request: next(answers))
-    ingest(connection, n=10)
+    contact_forms_ingest(connection, n=10)
 
     assert dispatch(connection) == 10
 
@@ -117,7 +100,7 @@ def test_one_failure_among_deliveries_does_not_stop_the_run(connection, vendor, 
 
 def test_the_dispatch_does_not_go_again_at_once_after_a_run_that_only_failed(connection, vendor, monkeypatch):
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
-    ingest(connection, n=3)
+    contact_forms_ingest(connection, n=3)
     again = []
     monkeypatch.setattr("tracking.tasks.dispatch_connection.delay", again.append)
 
@@ -130,7 +113,7 @@ def test_the_dispatch_does_not_go_again_at_once_after_a_run_that_only_failed(con
 def test_the_dispatch_goes_again_after_a_run_that_delivered(connection, vendor, monkeypatch, settings):
     settings.HUB_DISPATCH_BATCH = 2
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
-    ingest(connection, n=3)
+    contact_forms_ingest(connection, n=3)
     again = []
     monkeypatch.setattr("tracking.tasks.dispatch_connection.delay", again.append)
 
@@ -141,7 +124,7 @@ def test_the_dispatch_goes_again_after_a_run_that_delivered(connection, vendor, 
 
 def test_a_connection_has_one_run_at_a_time(connection, vendor):
     events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
-    ingest(connection, n=3)
+    contact_forms_ingest(connection, n=3)
     service.deliveries_claim(connection_id=connection.pk, limit=1)  # another run is sending
 
     assert dispatch(connection) == 0  # it holds no second worker process
