@@ -7,15 +7,17 @@ from django.db import OperationalError
 
 from .services import delivery, leads
 
+# The work tasks' retry policy: a locked SQLite file or a dropped DB connection is retried with backoff.
+WORK_RETRY = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "max_retries": 10,
+}
 
-@shared_task(
-    name="tracking.dispatch",
-    acks_late=True,
-    autoretry_for=(OperationalError,),  # a locked SQLite file or a dropped DB connection
-    retry_backoff=1,
-    retry_backoff_max=30,
-    max_retries=10,
-)
+
+@shared_task(name="tracking.dispatch", **WORK_RETRY)
 def dispatch_connection(connection_id: int) -> int:
     claimed = delivery.connection_dispatch(connection_id=connection_id)
     # More may be due: go again, behind the other connections' runs already queued (fairness); not after a run
@@ -32,14 +34,7 @@ def sweep() -> dict[str, int]:
     return {**delivery.deliveries_sweep(), **leads.lead_changes_sweep(), **bulk_replays_sweep()}
 
 
-@shared_task(
-    name="tracking.dispatch_lead_changes",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=1,
-    retry_backoff_max=30,
-    max_retries=10,
-)
+@shared_task(name="tracking.dispatch_lead_changes", **WORK_RETRY)
 def dispatch_lead_changes(connection_id: int) -> int:
     claimed = leads.lead_changes_dispatch(connection_id=connection_id)
     if claimed:
@@ -83,14 +78,7 @@ def trash_pull_all(connection_id: int | None = None) -> dict | None:
     return {"fetched": pulled.fetched, "stored": pulled.stored, "linked": pulled.linked}
 
 
-@shared_task(
-    name="tracking.bulk_replay",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=1,
-    retry_backoff_max=30,
-    max_retries=10,
-)
+@shared_task(name="tracking.bulk_replay", **WORK_RETRY)
 def bulk_replay_task(job_id: int) -> bool:
     """One time-boxed run of a bulk replay; again while it has more (the cursor holds its place)."""
     from .services.bulk_replay import bulk_replay_run
