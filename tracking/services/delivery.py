@@ -438,19 +438,29 @@ def _record(
 ) -> str | None:
     """One delivery's attempts and next status (only if still ours: same claim); returns that status, or None
     when the row was no longer ours (the rollups count only what this call moved)."""
-    n_attempts = max(1, len(item.exchanges))
     Attempt.objects.bulk_create(attempts)
-    fields = next_state(
-        connection,
-        attempts=delivery.attempts,
-        created_at=delivery.created_at,
-        result=item.result,
-        n=n_attempts,
-        now=now,
+    return claimed_settle(
+        connection, delivery, item.result, max(1, len(item.exchanges)), window_start=delivery.created_at, now=now
     )
-    moved = Delivery.objects.filter(
-        pk=delivery.pk, status=Delivery.Status.SENDING, claimed_at=delivery.claimed_at
-    ).update(attempts=F("attempts") + n_attempts, claimed_at=None, **fields)
+
+
+def claimed_settle(
+    connection: VendorConnection,
+    row: Delivery | LeadDelivery,
+    result: Result,
+    n: int,
+    *,
+    window_start: datetime,
+    now: datetime,
+) -> str | None:
+    """Move a claimed row (an event's or a lead change's delivery) on after `n` more attempts, only if it is still
+    this run's (same claim); returns its new status, or None when it was no longer ours."""
+    fields = next_state(connection, attempts=row.attempts, created_at=window_start, result=result, n=n, now=now)
+    moved = (
+        type(row)
+        .objects.filter(pk=row.pk, status="sending", claimed_at=row.claimed_at)
+        .update(attempts=F("attempts") + n, claimed_at=None, **fields)
+    )
     return fields["status"] if moved else None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from ..models import Delivery, Event, LeadAttempt, LeadChange, LeadDelivery, VendorConnection, VendorKind
@@ -31,9 +31,9 @@ from .delivery import (
     Sent,
     attempt_fields,
     circuit_update,
+    claimed_settle,
     connections_due,
     exchange_send,
-    next_state,
     sending_take_back,
     session_for,
 )
@@ -409,17 +409,7 @@ def _apply(connection: VendorConnection, deliveries: dict[int, LeadDelivery], se
             n = max(1, len(item.exchanges))
             for key in item.keys:
                 delivery = deliveries[key]
-                fields = next_state(
-                    connection,
-                    attempts=delivery.attempts,
-                    created_at=delivery.queued_at,
-                    result=item.result,
-                    n=n,
-                    now=now,
-                )
-                LeadDelivery.objects.filter(
-                    pk=key, status=LeadDelivery.Status.SENDING, claimed_at=delivery.claimed_at
-                ).update(attempts=F("attempts") + n, claimed_at=None, **fields)
+                claimed_settle(connection, delivery, item.result, n, window_start=delivery.queued_at, now=now)
 
 
 def _send_allowed(delivery: LeadDelivery) -> bool:
