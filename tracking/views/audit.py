@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 
 from ..models import Attempt, AuditEntry, EventType, VendorConnection
 from ..selectors import attempts_filter, audit_entries_filter, id_chunks, id_page, keyset_page
-from .base import HtmxHttpRequest, day_bound, permission_required
+from .base import HtmxHttpRequest, day_bound, list_template, permission_required
 
 CSV_COLUMNS = (
     "attempt_id",
@@ -66,11 +66,13 @@ def sent_list(request: HtmxHttpRequest) -> HttpResponse:
         "event_types": EventType.objects.values_list("reference", flat=True),
         "outcomes": Attempt.Outcome.choices,
     }
-    template = "tracking/audit/sent.html"
-    if request.htmx and params.get("after"):
-        template = "tracking/audit/_sent_rows.html"
-    elif request.htmx and request.htmx.target == "sent-table":
-        template = "tracking/audit/_sent_table.html"
+    template = list_template(
+        request,
+        page="tracking/audit/sent.html",
+        rows="tracking/audit/_sent_rows.html",
+        table="tracking/audit/_sent_table.html",
+        table_id="sent-table",
+    )
     return render(request, template, context)
 
 
@@ -137,9 +139,11 @@ def audit_log(request: HtmxHttpRequest) -> HttpResponse:
         "actions": actions,
         "users": get_user_model().objects.order_by("username").values_list("username", flat=True)[:500],
     }
-    template = "tracking/audit/log.html"
-    if request.htmx and params.get("after"):
-        template = "tracking/audit/_log_rows.html"
-    elif request.htmx and request.htmx.target == "audit-table":
-        template = "tracking/audit/_log_table.html"
+    template = list_template(
+        request,
+        page="tracking/audit/log.html",
+        rows="tracking/audit/_log_rows.html",
+        table="tracking/audit/_log_table.html",
+        table_id="audit-table",
+    )
     return render(request, template, context)

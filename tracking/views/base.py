@@ -55,3 +55,13 @@ def form_errors_add(form: forms.Form, error: ValidationError) -> None:
     for name, messages in error.message_dict.items():
         for message in messages:
             form.add_error(name if name in form.fields else None, message)
+
+
+def list_template(request: HtmxHttpRequest, *, page: str, rows: str, table: str, table_id: str) -> str:
+    """The template of a keyset-paged list: its rows alone for "Load more" (an `after` cursor), its table when the
+    filters (aimed at the element `table_id`) change, else the whole page."""
+    if request.htmx and request.GET.get("after"):
+        return rows
+    if request.htmx and request.htmx.target == table_id:
+        return table
+    return page

@@ -19,7 +19,7 @@ from ..selectors import event_delivery_badges, events_filter, keyset_page
 from ..services import webmarketer
 from ..services.replay import event_replay, vendors_without_dedup
 from ..vendors.base import storable
-from .base import HtmxHttpRequest, day_bound, permission_required
+from .base import HtmxHttpRequest, day_bound, list_template, permission_required
 
 
 @require_GET
@@ -61,10 +61,13 @@ def event_list(request: HtmxHttpRequest) -> HttpResponse:
         "delivery_statuses": Delivery.Status.choices,
         "connections": VendorConnection.objects.values_list("pk", "name"),
     }
-    # "Load more" and filter changes swap only the rows.
-    template = "tracking/events/_rows.html" if request.htmx and params.get("after") else "tracking/events/list.html"
-    if request.htmx and request.htmx.target == "event-table":
-        template = "tracking/events/_table.html"
+    template = list_template(
+        request,
+        page="tracking/events/list.html",
+        rows="tracking/events/_rows.html",
+        table="tracking/events/_table.html",
+        table_id="event-table",
+    )
     return render(request, template, context)
 
 

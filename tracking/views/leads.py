@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from ..models import Event, LeadChange, LeadDelivery
 from ..selectors import lead_event_types, lead_rows, leads_page
 from ..services.leads import LeadChangeError, is_lead, lead_change_record, lead_change_retry
-from .base import HtmxHttpRequest, day_bound, permission_required
+from .base import HtmxHttpRequest, day_bound, list_template, permission_required
 
 # What Sales read of a lead update's delivery: the outcome in plain words, never the connection, its URL, the
 # request or the vendor's answer (those stay with the roles that read deliveries: Marketing, Auditors).
@@ -103,10 +103,13 @@ def lead_list(request: HtmxHttpRequest) -> HttpResponse:
         "event_types": [t.reference for t in lead_event_types()],
         "state_choices": _state_choices(),
     }
-    # "Load more" and filter changes swap only the rows.
-    template = "tracking/leads/_rows.html" if request.htmx and params.get("after") else "tracking/leads/list.html"
-    if request.htmx and request.htmx.target == "lead-table":
-        template = "tracking/leads/_table.html"
+    template = list_template(
+        request,
+        page="tracking/leads/list.html",
+        rows="tracking/leads/_rows.html",
+        table="tracking/leads/_table.html",
+        table_id="lead-table",
+    )
     return render(request, template, context)
 
 
