@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 
 def sandbox_egress_allow(sandbox_url: str, current: list[str] | str = "") -> list[str]:
     """HUB_EGRESS_ALLOW with the demo's sandbox added (its host and port only, e.g. 127.0.0.1:8765): the
@@ -15,112 +19,31 @@ def sandbox_egress_allow(sandbox_url: str, current: list[str] | str = "") -> lis
     return entries if entry in entries else [*entries, entry]
 
 
-FIELD_DEFAULTS = {"discriminant": False, "isPii": False, "isMostProbableLocation": False, "optional": False}
+# The demo's configuration is a file that seed_demo applies (demo/hub.yaml); the tests read its event types and the
+# purchase routes from here.
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "demo" / "hub.yaml"
+# The sandbox address the file is written for: seed_demo puts the running sandbox's in its place.
+DEMO_SANDBOX_URL = "http://127.0.0.1:8765"
 
 
-def _field(key: str, type_: str, entity: str = "event", **extra) -> dict:
-    return {"type": type_, "entity": entity, "storageKey": key, "ingestionKey": key, **FIELD_DEFAULTS, **extra}
+def _config() -> dict:
+    return yaml.safe_load(DEMO_CONFIG.read_text())
 
 
-PHONE_CONFIG = [{"order": 1, "countryCode": "FR"}, {"order": 2, "countryCode": "BE"}]
-
-EVENT_TYPES = [
-    {
-        "reference": "contact-form",
-        "name": "Generic Contact form",
-        "fields": [
-            _field("email", "email", "user", discriminant=True, isPii=True),
-            _field("first_name", "string", "user", isPii=True, optional=True),
-            _field("last_name", "string", "user", isPii=True, optional=True),
-            _field("phone", "phone", "user", isPii=True, optional=True),
-            _field("message", "message"),
-            _field("qualified", "boolean", "state", optional=True),
-            _field("converted", "boolean", "state", optional=True),
-            _field("turnover", "number", "statistic", optional=True),
-        ],
-        "metadata": {"form": "webmarketer"},
-        "phone_parsing_config": PHONE_CONFIG,
-    },
-    {
-        "reference": "call-me-back",
-        "name": "Call me back",
-        "fields": [
-            _field("phone", "phone", "user", discriminant=True, isPii=True),
-            _field("first_name", "string", "user", isPii=True, optional=True),
-            _field("location", "location", "user", isMostProbableLocation=True, optional=True),
-            _field("qualified", "boolean", "state", optional=True),
-            _field("converted", "boolean", "state", optional=True),
-            _field("turnover", "number", "statistic", optional=True),
-        ],
-        "phone_parsing_config": PHONE_CONFIG,
-    },
-    {
-        "reference": "purchase",
-        "name": "Purchase",
-        "fields": [
-            _field("email", "email", "user", discriminant=True, isPii=True),
-            _field("first_name", "string", "user", isPii=True, optional=True),
-            _field("last_name", "string", "user", isPii=True, optional=True),
-            _field("amount", "number"),
-            _field("currency", "currency"),
-        ],
-    },
+EVENT_TYPES: list[dict] = [
+    {k: v for k, v in item.items() if k not in ("archived", "expiration_policy") or v}
+    for item in _config()["event_types"]
 ]
+PHONE_CONFIG = next(e for e in EVENT_TYPES if e["reference"] == "contact-form")["phone_parsing_config"]
 
 PEOPLE = [("John", "Locke"), ("Kate", "Austen"), ("Jack", "Shephard"), ("Hugo", "Reyes"), ("Sun", "Kwon")]
 
 # -- the demo's purchase: one event type routed to all five vendors -----------------------------------------
-# Route of "purchase" per vendor kind: (vendor event name, mapping, options). Checked by the vendor modules'
-# validate_mapping when the demo creates them, like a route saved in the console.
+# Route of "purchase" per vendor kind: (vendor event name, mapping, options), as demo/hub.yaml gives them.
 PURCHASE_ROUTES: dict[str, tuple[str, dict, dict]] = {
-    "acquia": (
-        "purchase",
-        {
-            "events": {"Email": "data.email", "SourceCustomerNumber": "data.customer_number", "Cookie": "trackerId"},
-            "customers": {
-                "SourceCustomerNumber": "data.customer_number",
-                "EmailAddress1": "data.email",
-                "FirstName": "data.first_name",
-                "LastName": "data.last_name",
-            },
-        },
-        # Transactions stay off: the demo has no transaction feed for their numbers to match.
-        {"send_customers": True, "send_transactions": False},
-    ),
-    "algonomy": (
-        "eventTransactionComplete",
-        {
-            "customer.email": "data.email",
-            "customer.customerCode": "data.customer_number",
-            "session.sessionId": "data.session",
-            "page.url": "data.url",
-            "eventData.transactionId": "data.order_id",
-            "eventData.orderId": "data.order_id",
-            "eventData.tenderType": "data.payment",
-            "eventData.totalPrice": "data.amount",
-            "eventData.cartProducts": "data.items",
-            "eventData.billingInfo": "data.address",
-            "eventData.shippingInfo": "data.address",
-        },
-        {},
-    ),
-    "tracardi": (
-        "",
-        {
-            "session_id": "data.session",
-            "order_id": "data.order_id",
-            "amount": "data.amount",
-            "currency": "data.currency",
-            "email": "data.email",
-        },
-        {"method": "POST"},
-    ),
-    # The other Tracify entries (url, email, ip, user_agent, order_id, currency, amount, items) use the defaults.
-    "tracify": (
-        "purchase",
-        {"item_name": "item.name", "item_amount": "item.productBasePrice", "item_quantity": "item.quantity"},
-        {},
-    ),
+    route["connection"].removesuffix("-sandbox"): (route["vendor_event_name"], route["mapping"], route["options"])
+    for route in _config()["routes"]
+    if route["event_type"] == "purchase" and route["connection"] != "webmarketer-sandbox"
 }
 
 PRODUCTS = [

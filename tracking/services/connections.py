@@ -256,3 +256,33 @@ def connection_circuit_reset(*, connection: VendorConnection, user=None) -> None
     connection.circuit_failures, connection.circuit_open_until = 0, None
     audit_record(user=user, action="connection.circuit_reset", target=connection, details={"before": before})
     connections_wake([connection.pk])
+
+
+def connection_references(connection: VendorConnection) -> dict[str, int]:
+    """What the hub's records hold of this connection (deliveries, lead deliveries, trashed events, offline
+    interactions): the history a delete would erase. Only what it holds: zero counts are left out."""
+    counts = {
+        "deliveries": connection.deliveries.count(),
+        "lead deliveries": connection.lead_deliveries.count(),
+        "trashed events": connection.trashed_events.count(),
+        "offline interactions": connection.offline_interactions.count(),
+    }
+    return {name: count for name, count in counts.items() if count}
+
+
+@transaction.atomic
+def connection_delete(*, connection: VendorConnection, user=None) -> None:
+    """Delete a connection that nothing was ever sent to (its routes go too, each through route_delete);
+    refused (ValidationError) while deliveries or other records reference it: disable it instead."""
+    from .routes import route_delete
+
+    if held := connection_references(connection):
+        listed = ", ".join(f"{count} {name}" for name, count in held.items())
+        raise ValidationError(
+            f"{connection.name} is referenced by {listed}: deleting it would erase that history. Disable it instead."
+        )
+    target, details = str(connection), {"kind": connection.kind, "secret_keys": sorted(connection.secrets)}
+    for route in connection.routes.select_related("event_type", "connection"):
+        route_delete(route=route, user=user)
+    connection.delete()
+    audit_record(user=user, action="connection.delete", target=target, details=details)

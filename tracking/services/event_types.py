@@ -13,6 +13,7 @@ from typing import Any
 
 import phonenumbers
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ..models import EventType
 from ..schema import DATA_ENTITIES, FIELD_ENTITIES, FIELD_TYPES
@@ -26,6 +27,7 @@ __all__ = [
     "event_type_save",
     "event_type_sync_state",
     "event_type_push_body",
+    "event_type_archive_set",
     "FIELD_FLAGS",
     "EXPIRATION_FROM",
 ]
@@ -305,3 +307,14 @@ def event_type_sync_state(event_type: EventType) -> str:
 def event_type_push_body(event_type: EventType) -> dict[str, Any]:
     """What a push sends ("Create an event-type" body), for the console to show."""
     return event_type_body(event_type_document(event_type))
+
+
+@transaction.atomic
+def event_type_archive_set(*, event_type: EventType, archived: bool, user: Any = None) -> bool:
+    """Archive (ingest refuses its events from now on) or bring back an event type; audited when it changed."""
+    if (event_type.archived_at is not None) == archived:
+        return False
+    event_type.archived_at = timezone.now() if archived else None
+    event_type.save(update_fields=["archived_at", "updated_at"])
+    audit_record(user=user, action="event_type.archive" if archived else "event_type.unarchive", target=event_type)
+    return True

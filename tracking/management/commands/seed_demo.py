@@ -1,19 +1,21 @@
 from __future__ import annotations
 
+import json
+
 import httpx
+import yaml
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from tracking.demo import EVENT_TYPES, PURCHASE_ROUTES, sandbox_egress_allow
+from tracking.config.hubfile import HubFileRefused, Outcome, hub_apply, hub_file_read
+from tracking.demo import DEMO_CONFIG, DEMO_SANDBOX_URL, EVENT_TYPES, sandbox_egress_allow
 from tracking.models import EventType, Route, Source, VendorConnection
 from tracking.roles import roles_sync
 from tracking.sandbox.accounts import sandbox_connection_values
-from tracking.services.connections import connection_create, connection_test, connection_update
+from tracking.services.connections import connection_test, connection_update
 from tracking.services.demo import DemoError, demo_story
-from tracking.services.ingest import source_create
-from tracking.services.routes import route_create
 from tracking.services.webmarketer import event_type_push, event_types_pull
 from tracking.vendors import egress
 from tracking.vendors.webmarketer import AnswerError
@@ -22,6 +24,7 @@ from tracking.vendors.webmarketer import AnswerError
 DEMO_USERS = {"Marketing": ("marketing", True), "Sales": ("sales", False), "Auditor": ("auditor", True)}
 DEMO_SOURCE = "demo-website"
 WEBMARKETER = "webmarketer-sandbox"
+DEMO_CONNECTIONS = [WEBMARKETER, *(f"{kind}-sandbox" for kind in ("acquia", "algonomy", "tracardi", "tracify"))]
 # The event type the demo routes to every vendor: one posted purchase, five deliveries.
 ROUTED_TO_ALL = "purchase"
 
@@ -47,27 +50,20 @@ class Command(BaseCommand):
                 f"HUB_EGRESS_ALLOW={allow} for this command, the web server and the Celery worker."
             )
         logins = self.users()
-        self.event_types()
-        connection = self.webmarketer(sandbox_url)
+        # The connections the demo made before: kept in step with the sandbox (another port, a sandbox that lost
+        # its state); the file below creates only what the hub lacks.
+        for connection in VendorConnection.objects.filter(name__in=DEMO_CONNECTIONS):
+            if connection.kind == "webmarketer":
+                self.webmarketer(sandbox_url, connection)
+            else:
+                self.sandbox_connection(sandbox_url, connection)
+        outcome = self.configuration(sandbox_url)
+        connection = VendorConnection.objects.get(name=WEBMARKETER)
         self.event_types_sync(connection)
-        for event_type in EventType.objects.filter(reference__in=[e["reference"] for e in EVENT_TYPES]):
-            Route.objects.get_or_create(event_type=event_type, connection=connection)
         purchase = EventType.objects.get(reference=ROUTED_TO_ALL)
-        for kind, (vendor_event_name, mapping, route_options) in PURCHASE_ROUTES.items():
-            other = self.sandbox_connection(sandbox_url, kind)
-            # Only when absent: staff may have edited the demo's routes since.
-            if not Route.objects.filter(event_type=purchase, connection=other).exists():
-                route_create(
-                    event_type=purchase,
-                    connection=other,
-                    vendor_event_name=vendor_event_name,
-                    mapping=mapping,
-                    options=route_options,
-                )
-        source = Source.objects.filter(name=DEMO_SOURCE).first()
-        token = None
-        if source is None:
-            source, token = source_create(name=DEMO_SOURCE)
+        source = Source.objects.get(name=DEMO_SOURCE)
+        token = outcome.tokens.get(DEMO_SOURCE)
+        if token:
             try:
                 if events:  # --events 0: connections, types and routes only (the integration tests' setup)
                     demo_story(
@@ -113,13 +109,6 @@ class Command(BaseCommand):
             logins.append((username, f"{username}-demo"))
         return logins
 
-    def event_types(self) -> None:
-        # Only when absent: staff may have edited them in the console since.
-        for spec in EVENT_TYPES:
-            EventType.objects.get_or_create(
-                reference=spec["reference"], defaults={k: v for k, v in spec.items() if k != "reference"}
-            )
-
     def event_types_sync(self, connection: VendorConnection) -> None:
         """The demo's types in the sandbox's Webmarketer and in sync: pushed where Webmarketer lacks them (a
         fresh sandbox), then pulled, which adopts the ones both sides hold alike and overwrites nothing."""
@@ -131,21 +120,42 @@ class Command(BaseCommand):
                     raise CommandError(f"could not push {event_type.reference} to the sandbox: {exc}") from None
         event_types_pull(connection=connection)
 
-    def webmarketer(self, sandbox_url: str) -> VendorConnection:
+    def configuration(self, sandbox_url: str) -> Outcome:
+        """demo/hub.yaml applied with --create-only, for the sandbox at `sandbox_url`: each secret it names comes
+        from the sandbox's credential-issuing endpoints (for the connections the hub lacks)."""
+        text = DEMO_CONFIG.read_text().replace(DEMO_SANDBOX_URL, sandbox_url)
+        environ: dict[str, str] = {}
+        for item in yaml.safe_load(text)["connections"]:
+            if VendorConnection.objects.filter(name=item["name"]).exists():
+                continue
+            if item["kind"] == "webmarketer":
+                issued = {"service_account": self.service_account(sandbox_url)}
+            else:
+                try:
+                    values = sandbox_connection_values(sandbox_url, item["kind"], settings=item["settings"])
+                except httpx.HTTPError as exc:
+                    raise CommandError(f"the vendor sandbox at {sandbox_url} is not answering: {exc}") from None
+                issued = values["secrets"]
+            for key, spec in item["secrets"].items():
+                value = issued[key]
+                environ[spec["secret_from"].removeprefix("env:")] = (
+                    value if isinstance(value, str) else json.dumps(value)
+                )
+        try:
+            return hub_apply(hub_file_read(text, environ=environ), create_only=True, name=str(DEMO_CONFIG.name))
+        except HubFileRefused as exc:
+            raise CommandError(f"the demo's configuration was refused:\n{exc.render(str(DEMO_CONFIG))}") from None
+
+    def webmarketer(self, sandbox_url: str, connection: VendorConnection) -> None:
         urls = {"base_url": f"{sandbox_url}/webmarketer/api/v1/", "auth_url": f"{sandbox_url}/webmarketer/oidc/token"}
-        connection, created = VendorConnection.objects.get_or_create(
-            name=WEBMARKETER,
-            defaults={"kind": "webmarketer", **urls, "settings": {"project_id": "demo-project"}},
-        )
         if moved := {k: v for k, v in urls.items() if getattr(connection, k) != v}:
             # The sandbox runs on another port than when the demo was first seeded: a connection that moves
             # takes its secrets anew (a stored one never follows a URL to another address).
             account = self.service_account(sandbox_url)
-            connection = connection_update(connection=connection, secrets={"service_account": account}, **moved)
-        elif created or not connection_test(connection=connection).ok:
+            connection_update(connection=connection, secrets={"service_account": account}, **moved)
+        elif not connection_test(connection=connection).ok:
             connection.secrets = {"service_account": self.service_account(sandbox_url)}
             connection.save()
-        return connection
 
     def service_account(self, sandbox_url: str) -> dict:
         """Like downloading a service-account JSON from the vendor's console."""
@@ -156,20 +166,15 @@ class Command(BaseCommand):
             raise CommandError(f"the vendor sandbox at {sandbox_url} is not answering: {exc}") from None
         return response.json()
 
-    def sandbox_connection(self, sandbox_url: str, kind: str) -> VendorConnection:
-        """The demo's connection of `kind` to the sandbox, with credentials the sandbox issued (kept as they
-        are on later runs: registered again, so a sandbox that lost its state still knows them)."""
-        name = f"{kind}-sandbox"
-        connection = VendorConnection.objects.filter(name=name).first()
-        current = {"settings": connection.settings, "secrets": connection.secrets} if connection else {}
+    def sandbox_connection(self, sandbox_url: str, connection: VendorConnection) -> None:
+        """The demo's connection of a kind to the sandbox keeps the credentials the sandbox issued (registered
+        again, so a sandbox that lost its state still knows them)."""
+        current = {"settings": connection.settings, "secrets": connection.secrets}
         try:
-            values = sandbox_connection_values(sandbox_url, kind, **current)
+            values = sandbox_connection_values(sandbox_url, connection.kind, **current)
         except httpx.HTTPError as exc:
             raise CommandError(f"the vendor sandbox at {sandbox_url} is not answering: {exc}") from None
-        if connection is None:
-            return connection_create(kind=kind, name=name, **values)
         changes = {k: v for k, v in values.items() if k != "secrets" and getattr(connection, k) != v}
         if changes or values["secrets"] != connection.secrets:
             # The sandbox moved (another port) or gave other credentials.
             connection_update(connection=connection, secrets=values["secrets"], **changes)
-        return connection
