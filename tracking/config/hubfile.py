@@ -28,6 +28,7 @@ from ..services.routes import route_update
 from ..services.sources import source_update
 from .saves import (
     Refused,
+    connection_defaults,
     connection_save,
     event_type_item_save,
     role_save,
@@ -221,8 +222,8 @@ def _item_check(section: Section, item: Any, where: Where, refuse) -> bool:
         if attr.key in item and not _type_ok(item[attr.key], attr.types):
             refuse((*where, attr.key), f"give {_expected(attr.types)} (got {_type_name(item[attr.key])}).")
             ok = False
-    if ok and section.name == "connections":
-        ok = _connection_check(item, where, refuse)
+    if section.name == "connections":
+        ok = _connection_check(item, where, refuse) and ok
     if ok and section.name == "roles":
         for index, perm in enumerate(item.get("permissions") or []):
             if not isinstance(perm, str):
@@ -237,11 +238,12 @@ def allowed_sorted(section: Section) -> list[str]:
 
 def _connection_check(item: dict, where: Where, refuse) -> bool:
     ok = True
-    for key, value in (item.get("settings") or {}).items():
+    settings, secrets = item.get("settings"), item.get("secrets")
+    for key, value in (settings if isinstance(settings, dict) else {}).items():
         if not isinstance(value, str | int | float | bool) or value is None:
             refuse((*where, "settings", key), f"a setting is text or a number (got {_type_name(value)}).")
             ok = False
-    for key, spec in (item.get("secrets") or {}).items():
+    for key, spec in (secrets if isinstance(secrets, dict) else {}).items():
         source = spec.get("secret_from") if isinstance(spec, dict) else None
         if not isinstance(spec, dict) or set(spec) != {"secret_from"} or not isinstance(source, str):
             refuse(
@@ -413,6 +415,9 @@ def _save(section: Section, item: dict[str, Any], record: Any, hub_file: HubFile
             raise Refused.one(f"a connection's kind cannot change ({record.kind} → {kind}): give it another name.",
                               ("kind",))  # fmt: skip
         values.pop("secrets")
+        for url in ("base_url", "auth_url"):
+            if url not in item:  # left out: the vendor's default, as the console's form offers it
+                values[url] = connection_defaults(kind)[url]
         secrets = {
             key: source.value
             for (name, key), source in hub_file.secrets.items()

@@ -23,7 +23,7 @@ from ..services.connections import connection_create, connection_update
 from ..services.event_types import EventTypeInvalid, event_type_archive_set, event_type_save
 from ..services.routes import route_create, route_update
 from ..services.sources import source_add, source_update
-from ..vendors import tracardi
+from ..vendors import acquia, tracardi
 
 Path = tuple[str, ...]
 
@@ -117,8 +117,9 @@ def connection_save(
         if key not in secret_keys:
             known = ", ".join(sorted(secret_keys)) or "none"
             problems[("secrets", key)] = [f"{kind} has no secret {key!r} (its secrets: {known})."]
-    if problems:
-        raise Refused(problems)
+    # What is refused above is left out, so that the form still says everything else in one go.
+    settings = {k: v for k, v in settings.items() if ("settings", k) not in problems}
+    secrets = {k: v for k, v in (secrets or {}).items() if ("secrets", k) not in problems}
     data: dict[str, str] = {
         "name": _text(merged["name"]),
         "base_url": _text(merged["base_url"]),
@@ -136,7 +137,10 @@ def connection_save(
         f"secret_{k}": ("secrets", k) for k in secret_keys
     }
     if not form.is_valid():
-        raise Refused(_validation_problems(ValidationError(form.errors.as_data()), names))
+        for path, messages in _validation_problems(ValidationError(form.errors.as_data()), names).items():
+            problems.setdefault(path, []).extend(messages)
+    if problems:
+        raise Refused(problems)
     try:
         if connection is None:
             return connection_create(kind=kind, secrets=form.secrets, user=user, **form.result)
@@ -217,7 +221,7 @@ def route_save(
     valid = form.is_valid()
     for row in form.rows:
         if row.error:
-            problems.setdefault(("mapping", *row.attribute.split(".", 1)), []).append(row.error)
+            problems.setdefault(_row_path(connection.kind, row.attribute), []).append(row.error)
     if not valid:
         for name, errors in form.errors.as_data().items():
             path = {"session_path": ("mapping", tracardi.SESSION_KEY)}.get(name, () if name == "__all__" else (name,))
@@ -235,6 +239,14 @@ def route_save(
         return route_update(route=route, user=user, **form.values)
     except ValidationError as exc:
         raise Refused(_validation_problems(exc, {"mapping": ("mapping",)})) from None
+
+
+def _row_path(kind: str, attribute: str) -> Path:
+    """Where a mapping row sits in the stored mapping (Acquia keeps one object per entity)."""
+    if kind == "acquia":
+        entity, dot, name = attribute.partition(".")
+        return ("mapping", entity, name) if dot and entity in acquia.ENTITIES else ("mapping", "events", attribute)
+    return ("mapping", attribute)
 
 
 # -- event types ------------------------------------------------------------------------------------------
