@@ -49,5 +49,5 @@ def refusal_text(exc: Refused, options: dict[str, str]) -> str:
             where = f"--option {path[1]}"
         else:
             where = options.get(head) or (f"--{head.replace('_', '-')}" if head else "")
-        lines.append(f"{where}: {' '.join(messages)}" if where else " ".join(messages))
+        lines += [f"{where}: {message}" if where else message for message in messages]
     return "\n".join(lines)

@@ -477,13 +477,15 @@ def _problems(section: Section, item: dict[str, Any], exc: Refused, hub_file: Hu
     label = f"{section.name}[{' → '.join(item[k] for k in section.keys)}]"
     out = []
     for path, messages in exc.problems.items():
-        message = " ".join(messages)
+        message = " ".join(messages) if path else ""
         if section.name == "connections" and path[:1] == ("secrets",) and len(path) == 2:
             source = hub_file.secrets.get((item["name"], path[1]))
             if source is not None and source.value is None:
                 message += f" ({source.source} is not available: set it, or create the file.)"
         line = hub_file.line((*where, *path))
-        out.append(Problem(line, label + "".join(f".{p}" for p in path), message))
+        # The item's own problems (the vendor's checks) one per line; a field's messages together.
+        for text in [message] if path else messages:
+            out.append(Problem(line, label + "".join(f".{p}" for p in path), text))
     return out
 
 

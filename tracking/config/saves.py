@@ -222,15 +222,17 @@ def route_save(
     for row in form.rows:
         if row.error:
             problems.setdefault(_row_path(connection.kind, row.attribute), []).append(row.error)
+    rows_refused = bool(problems)
     if not valid:
         for name, errors in form.errors.as_data().items():
             path = {"session_path": ("mapping", tracardi.SESSION_KEY)}.get(name, () if name == "__all__" else (name,))
             if name.startswith("option_"):
                 path = ("options", name.removeprefix("option_"))
             messages = [m for e in errors for m in e.messages]
-            if problems and messages == ["Some mapping rows need fixing (marked below); nothing was saved."]:
-                continue  # the rows' own messages say it
-            problems.setdefault(path, []).extend(messages)
+            if rows_refused:  # the rows' own messages say it, each at its row
+                messages = [m for m in messages if not m.startswith("Some mapping rows need fixing")]
+            if messages:
+                problems.setdefault(path, []).extend(messages)
     if problems:
         raise Refused(problems)
     try:
