@@ -18,7 +18,7 @@ from tests.factories import (
 )
 from tracking.connection_forms import SPECS
 from tracking.demo import PURCHASE_ROUTES, purchase_data
-from tracking.models import AuditEntry, Delivery, Route, Source, VendorConnection
+from tracking.models import AuditEntry, Delivery, EventType, Route, Source, VendorConnection
 from tracking.services.ingest import events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -254,7 +254,13 @@ def test_route_add_refuses_what_the_route_editor_refuses(algonomy):
 
 def test_route_preview_shows_what_each_vendor_would_receive(algonomy):
     name, mapping, options = PURCHASE_ROUTES["algonomy"]
-    Route.objects.create(event_type_id=1, connection=algonomy, vendor_event_name=name, mapping=mapping, options=options)
+    Route.objects.create(
+        event_type=EventType.objects.get(),
+        connection=algonomy,
+        vendor_event_name=name,
+        mapping=mapping,
+        options=options,
+    )
     (result,) = events_ingest(
         source=source_make()[0], items=[{"eventType": "purchase", "data": purchase_data("Kate", "Austen", 1)}]
     )
