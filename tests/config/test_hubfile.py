@@ -333,6 +333,16 @@ sources:
     assert AuditEntry.objects.count() == audit
 
 
+def test_a_connection_needs_a_kind_the_hub_knows(staging):
+    text = "connections:\n- name: x\n  settings: {}\n- name: y\n  kind: segment\n"
+
+    kinds = "give the connection's kind, one of webmarketer, acquia, algonomy, tracardi, tracify"
+    assert refusal(text) == [
+        (2, "connections[x].kind", f"{kinds}."),
+        (5, "connections[y].kind", f"{kinds} (not 'segment')."),
+    ]
+
+
 def test_a_secret_given_as_a_setting_is_refused(staging):
     text = edited(
         hub_export(),

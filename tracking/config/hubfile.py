@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from django.db import transaction
 
+from ..connection_forms import SPECS as CONNECTION_SPECS
 from ..models import EventType, Route, Source, VendorConnection
 from ..services.audit import audit_record
 from ..services.connections import connection_update
@@ -411,6 +412,10 @@ def _save(section: Section, item: dict[str, Any], record: Any, hub_file: HubFile
         return event_type_item_save(reference=item["reference"], values=values, event_type=record, user=user)
     if section.name == "connections":
         kind = values.pop("kind")
+        if kind not in CONNECTION_SPECS:
+            listed = ", ".join(CONNECTION_SPECS)
+            raise Refused.one(f"give the connection's kind, one of {listed}" + (f" (not {kind!r})." if kind else "."),
+                              ("kind",))  # fmt: skip
         if record is not None and record.kind != kind:
             raise Refused.one(f"a connection's kind cannot change ({record.kind} → {kind}): give it another name.",
                               ("kind",))  # fmt: skip

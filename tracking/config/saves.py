@@ -7,6 +7,7 @@ input: a command-line option, or a line of a YAML file."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
@@ -150,6 +151,19 @@ def connection_save(
 
 
 # -- routes -----------------------------------------------------------------------------------------------
+ROUTE_VALUES = ("vendor_event_name", "enabled", "mapping", "options")
+
+
+def _form_value(data: QueryDict, name: str, value: Any) -> None:
+    """A plain value as a browser would post it: a list as repeated values, true as "on", false and null left out."""
+    if isinstance(value, list):
+        data.setlist(name, [v if isinstance(v, str) else json.dumps(v) for v in value])
+    elif value is True:
+        data[name] = "on"
+    elif value is not False and value is not None:
+        data[name] = value if isinstance(value, str) else json.dumps(value)
+
+
 def route_values(route: Route) -> dict[str, Any]:
     return {
         "vendor_event_name": route.vendor_event_name,
@@ -212,6 +226,10 @@ def route_save(
             problems[("options", name)] = [f"{name} is true or false (got {value!r})."]
     if problems:
         raise Refused(problems)
+    for name, value in merged.items():
+        # Any other value (a route field added to RouteForm later) goes to the form field of the same name.
+        if name not in ROUTE_VALUES:
+            _form_value(data, name, value)
     if rows is None:
         rows = [(row.attribute, row.source) for row in mapping_rows(connection.kind, mapping)]
     for attribute, source in rows:

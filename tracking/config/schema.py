@@ -1,9 +1,15 @@
 """What the configuration file holds: one table of attributes per kind of record.
 
 Each `Attr` names a YAML key, the types it takes, its value when a file leaves it out, and how it is read from
-the record (export, plan). Saving goes through tracking/config/saves.py (the console's forms and services),
-which gets every attribute of an item by its key. To export and apply a new model field, add one `Attr` line to
-its table below (and have the console's form or service take it: saves.py passes the values on by key)."""
+the record (export, plan; by default the model field of the same name). Saving goes through
+tracking/config/saves.py (the console's forms and services), which gets every attribute of an item by its key.
+
+To export and apply a new field, add one `Attr` line to its table below:
+- a Source field: `Attr("consent_default", TEXT, "")` in SOURCES; services.sources takes any editable model field
+  and the model's own checks (choices, validators) refuse bad values;
+- a Route field: `Attr("consent_purposes", LIST, [])` in ROUTES; route_save posts it to RouteForm under the same
+  name (a list as repeated values), so the route editor's field of that name checks it and puts it in
+  `form.values` for route_create / route_update."""
 
 from __future__ import annotations
 
