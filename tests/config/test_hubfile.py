@@ -10,6 +10,7 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from tests.config.conftest import SECRETS, stored_secrets
+from tests.factories import user_make
 from tracking.config.hubfile import HubFileRefused, hub_apply, hub_export, hub_file_read, plan_render
 from tracking.models import AuditEntry, EventType, Route, Source, VendorConnection
 
@@ -153,8 +154,9 @@ def test_applying_the_same_file_twice_changes_nothing(staging):
 
 
 def test_apply_goes_through_the_services_and_is_audited(staging):
-    admin_user = None
-    apply(staging_changed(hub_export()), user=admin_user, name="hub.yaml")
+    ops = user_make("Marketing", username="ops")
+    audit_start = AuditEntry.objects.order_by("id").last().id
+    apply(staging_changed(hub_export()), user=ops, name="hub.yaml")
 
     actions = list(AuditEntry.objects.order_by("id").values_list("action", "target"))
     assert ("connection.update", "tracify-shop (Tracify)") in actions
@@ -163,6 +165,7 @@ def test_apply_goes_through_the_services_and_is_audited(staging):
     assert ("source.update", "crm") in actions
     assert ("route.create", "contact-form → tracardi-self") in actions
     assert actions[-1] == ("hub.apply", "hub.yaml")
+    assert set(AuditEntry.objects.values_list("user__username", flat=True).filter(id__gt=audit_start)) == {"ops"}
     assert AuditEntry.objects.get(action="hub.apply").details == {"create": 2, "change": 3, "archive": 1}
     # Through the connection service: the secrets are never in an audit entry.
     details = json.dumps(list(AuditEntry.objects.values_list("details", flat=True)))
@@ -325,8 +328,8 @@ sources:
     ]
     assert problems[4][2].startswith("algonomy has no setting 'api_key'")
     assert problems[5][2] == (
-        "Required: this connection has no value for it yet. (env:ACQUIA_PROD_PASSWORD is not available: set it, "
-        "or create the file.)"
+        "Required: this connection has no value for it yet. (env:ACQUIA_PROD_PASSWORD is not available: set the "
+        "variable.)"
     )
     # Nothing applied: not even the valid source, nor an audit entry.
     assert not Source.objects.filter(name="pos").exists()

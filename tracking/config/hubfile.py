@@ -36,7 +36,7 @@ from .saves import (
     route_save,
     source_item_save,
 )
-from .schema import SECTIONS, VERSION, Attr, Section
+from .schema import SECTIONS, VERSION, Section
 
 Where = tuple[Any, ...]
 
@@ -86,11 +86,8 @@ class HubFile:
     secrets: dict[tuple[str, str], Secret] = field(default_factory=dict)  # (connection, key) → secret
 
     def line(self, where: Where) -> int:
-        while where:
-            if where in self.lines:
-                return self.lines[where]
-            where = where[:-1]
-        return self.lines.get((), 0)
+        """The line of a node, else of the nearest node holding it (a key the file left out: its item's line)."""
+        return _line(self.lines, where)
 
 
 def _lines(node: yaml.Node, where: Where, out: dict[Where, int], problems: list[Problem]) -> None:
@@ -212,7 +209,7 @@ def _item_check(section: Section, item: Any, where: Where, refuse) -> bool:
         if key not in allowed:
             refuse(
                 (*where, key),
-                f"unknown key {key!r} for a {section.singular} (keys: {', '.join(allowed_sorted(section))}).",
+                f"unknown key {key!r} for a {section.singular} (keys: {', '.join(_keys_of(section))}).",
             )
             ok = False
     for key in section.keys:
@@ -233,7 +230,7 @@ def _item_check(section: Section, item: Any, where: Where, refuse) -> bool:
     return ok
 
 
-def allowed_sorted(section: Section) -> list[str]:
+def _keys_of(section: Section) -> list[str]:
     return [*section.keys, *(a.key for a in section.attrs)]
 
 
@@ -486,7 +483,8 @@ def _problems(section: Section, item: dict[str, Any], exc: Refused, hub_file: Hu
         if section.name == "connections" and path[:1] == ("secrets",) and len(path) == 2:
             source = hub_file.secrets.get((item["name"], path[1]))
             if source is not None and source.value is None:
-                message += f" ({source.source} is not available: set it, or create the file.)"
+                fix = "set the variable" if source.source.startswith("env:") else "create the file"
+                message += f" ({source.source} is not available: {fix}.)"
         line = hub_file.line((*where, *path))
         # The item's own problems (the vendor's checks) one per line; a field's messages together.
         for text in [message] if path else messages:
@@ -578,4 +576,4 @@ def plan_render(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Attr", "HubFileRefused", "hub_apply", "hub_export", "hub_file_read", "plan_render"]
+__all__ = ["HubFileRefused", "hub_apply", "hub_export", "hub_file_read", "plan_render"]

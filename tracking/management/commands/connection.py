@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tracking.config.cli import pairs, refusal_text, secret_pairs
 from tracking.config.saves import Refused, connection_save
-from tracking.connection_forms import SPECS
+from tracking.connection_forms import SPECS, ConnectionForm
 from tracking.models import VendorConnection
 from tracking.services.connections import connection_delete, connection_test, connection_update
 
@@ -89,7 +89,9 @@ class Command(BaseCommand):
             "--secret", action="append", default=[], metavar="KEY=VALUE|KEY=@FILE", help="A secret (stored encrypted)."
         )
         for name, (flag, kind) in OPTIONS.items():
-            parser.add_argument(flag, dest=name, type=kind, help=f"{name.replace('_', ' ').capitalize()}.")
+            field = ConnectionForm.base_fields[name]  # the console form's label and help
+            label = str(field.label or name.replace("_", " ").capitalize())
+            parser.add_argument(flag, dest=name, type=kind, help=f"{label}. {field.help_text}".strip())
 
     def handle(self, *args, action: str, **options):
         getattr(self, f"do_{action}")(**options)
