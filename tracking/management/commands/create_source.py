@@ -3,13 +3,13 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from tracking.models import Source
-from tracking.services.ingest import source_create, source_rotate_token
+from tracking.services.sources import source_add, source_rotate
 
 
 class Command(BaseCommand):
     help = (
         "Create an ingest source and print its token (shown once; only a hash is kept). With --rotate, give an "
-        "existing source a new token: the old one stops working at once."
+        "existing source a new token: the old one stops working at once. (`source create|rotate` does the same.)"
     )
 
     def add_arguments(self, parser):
@@ -21,10 +21,10 @@ class Command(BaseCommand):
         if rotate:
             if source is None:
                 raise CommandError(f"no source named {name!r}")
-            token = source_rotate_token(source=source)
+            token = source_rotate(source=source)
             self.stdout.write(f"Source {source.name}: new token (shown once; the old one no longer works):\n{token}")
             return
         if source is not None:
             raise CommandError(f"a source named {name!r} exists already (--rotate gives it a new token)")
-        source, token = source_create(name=name)
+        source, token = source_add(name=name)
         self.stdout.write(f"Source {source.name} created. Its token (shown once, keep it safe):\n{token}")
