@@ -166,8 +166,10 @@ class Event(models.Model):
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK, db_index=True)
     errors = models.JSONField(default=list, blank=True)
+    # Nullable without a default: adding it is an ALTER TABLE ADD COLUMN on SQLite, not a remake of the log (which
+    # would also drop the text-search triggers of 0009_text_search).
     context = models.JSONField(
-        default=dict,
+        null=True,
         blank=True,
         help_text="What came with the event beside its data (Segment: context, the user's traits at receipt, "
         "userId, anonymousId); route mappings read it as context.…, traits.…, userId, anonymousId.",

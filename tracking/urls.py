@@ -15,6 +15,7 @@ from .views import (
     live,
     offline,
     routes,
+    sources,
     trash,
 )
 
@@ -50,6 +51,8 @@ console = [
     path(
         "connections/<int:pk>/circuit-reset", connections.connection_circuit_reset_view, name="connection-circuit-reset"
     ),
+    path("sources/", sources.source_list, name="source-list"),
+    path("sources/<int:pk>/segment", sources.source_segment, name="source-segment"),
     path("leads/", leads.lead_list, name="lead-list"),
     path("leads/<uuid:uuid>/", leads.lead_detail, name="lead-detail"),
     path("leads/<uuid:uuid>/changes", leads.lead_change, name="lead-change"),

@@ -315,7 +315,7 @@ def route_preview(
         vendor_event_name=vendor_event_name,
         mapping=mapping or {},
         options=options or {},
-        context=event.context,
+        context=event.context or {},
     )
     try:
         refusal = vendor.refusal(outgoing)
