@@ -80,3 +80,21 @@ def test_the_event_page_shows_what_a_segment_call_brought(client, source):
     html = client.get(f"/events/{Event.objects.get().uuid}/").content.decode()
 
     assert "names no event type" in html and "203.0.113.9" in html and 'id="event-context"' in html
+
+
+def test_the_admin_saves_segment_settings_through_the_checked_audited_service(client, source):
+    client.force_login(user_make("admin"))
+    form = {"source": source.pk, "calls": '["track"]', "event_aliases": '{"Signed Up": "nope"}',
+            "property_renames": "{}", "page_view_type": "", "cors_origins": "[]"}  # fmt: skip
+
+    refused = client.post("/admin/tracking/segmentsettings/add/", form)
+    saved = client.post("/admin/tracking/segmentsettings/add/", {**form, "event_aliases": '{"Signed Up": "purchase"}'})
+
+    assert (
+        refused.status_code == 200 and "no (unarchived) event type has the reference nope" in refused.content.decode()
+    )
+    assert saved.status_code == 302
+    settings = SegmentSettings.objects.get()
+    assert settings.calls == ["track"] and settings.event_aliases == {"Signed Up": "purchase"}
+    assert AuditEntry.objects.get().action == "segment_settings.update"
+    assert client.get("/admin/tracking/segmentprofile/").status_code == 200
