@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from tests.conftest import console_login
 from tests.factories import PURCHASE, event_type_make, source_make, user_make
 from tests.test_api_segment import PAGE_VIEW
+from tests.test_console_phone_browser import PHONE, wide
 from tracking.models import AuditEntry, Event, SegmentSettings
 
 pytestmark = pytest.mark.browser
@@ -59,3 +60,15 @@ def test_marketing_edits_a_sources_segment_settings_and_the_api_uses_them(page, 
     assert answer.json() == {"success": True}
     event = Event.objects.get()
     assert (event.event_type_ref, event.status, event.data["amount"]) == ("purchase", "ok", 9.5)
+
+
+def test_the_source_pages_fit_a_phone(page, transactional_db):
+    user_make("Marketing", password="pw-m")
+    source, _ = source_make("a-source-with-a-rather-long-name")
+    SegmentSettings.objects.create(source=source, cors_origins=["https://www.some-long-shop-domain.example"])
+    page.set_viewport_size(PHONE)
+    console_login(page, "marketing", "pw-m")
+
+    for url in ("/sources/", f"/sources/{source.pk}/segment"):
+        assert page.goto(url).status == 200
+        assert wide(page) <= PHONE["width"], url
