@@ -259,3 +259,42 @@ def test_settings_changes_are_checked_and_audited(hub, django_user_model):
     entry = AuditEntry.objects.get(action="segment_settings.update")
     assert entry.user == user and entry.target == "website"
     assert entry.details["fields"] == ["event_aliases"] and entry.details["page_view_type"] == "page-view"
+
+
+# -- hostile input: refused with a 4xx, or kept as invalid with the reason; never a 500, never lost -----------
+def test_values_no_database_takes_are_kept_as_invalid_events_with_their_escapes(client, hub):
+    raw = json.dumps(
+        {
+            "batch": [
+                {"type": "track", "event": "Bad\ud800Name", "messageId": "h-1", "anonymousId": "a"},
+                {**ORDER, "type": "track", "messageId": "h-2", "context": {"userAgent": "x\u0000y"}},
+                {"type": "identify", "userId": "u-h", "traits": {"name": "nul\u0000here"}},
+                {**ORDER, "type": "track", "messageId": "h-3", "userId": "u-h"},
+                "not an object",
+                {"type": ["track"], "messageId": "h-4"},
+            ]
+        }
+    )
+
+    response = post(client, "/v1/batch", None, hub[1], raw=raw)
+
+    assert response.status_code == 200
+    surrogate, nul, after, odd = (Event.objects.get(nonce=n) for n in ("h-1", "h-2", "h-3", "h-4"))
+    assert surrogate.status == "invalid" and "names no event type" in surrogate.errors[0]["message"]
+    assert nul.status == "invalid" and any("context.userAgent" in e["field"] for e in nul.errors)
+    assert after.status == "ok" and after.context["traits"]["name"] == "nul\\u0000here"
+    assert odd.event_type_ref == "segment:(none)" and "unknown Segment call" in odd.errors[0]["message"]
+    assert Event.objects.filter(status="invalid").count() == 4  # the string message too
+
+
+def test_a_batch_nested_past_the_depth_limit_is_kept_and_named(client, hub):
+    nested: list = []
+    for _ in range(40):
+        nested = [nested]
+    deep = {**ORDER, "type": "track", "messageId": "deep", "context": {"x": nested}}
+
+    response = post(client, "/v1/batch", {"batch": [deep]}, hub[1])
+
+    assert response.status_code == 200
+    event = Event.objects.get(nonce="deep")
+    assert event.status == "invalid" and "nested deeper than" in json.dumps(event.errors)

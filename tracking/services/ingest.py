@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -188,7 +188,9 @@ def events_ingest(
 def _with_extra(copy: tuple[Any, list[FieldError]], extra: IngestExtra) -> tuple[Any, list[FieldError], IngestExtra]:
     """The storable copy with its extra, whose context is made storable the same way (its problems named)."""
     (context, problems) = storable_copy({"context": extra.context})
-    return copy[0], copy[1], IngestExtra(context=context["context"], errors=extra.errors + problems)
+    # An error's value quotes what was sent (NUL, a lone surrogate): stored as its storable copy too.
+    errors = [replace(e, value=storable_copy(e.value)[0]) for e in extra.errors]
+    return copy[0], copy[1], IngestExtra(context=context["context"], errors=errors + problems)
 
 
 def _known(source: Source | None, nonces: list[str]) -> dict[str, Event]:
