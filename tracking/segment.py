@@ -76,7 +76,7 @@ def message_ids(message: Any) -> list[str]:
     ids = []
     for key in ("userId", "anonymousId"):
         value = message.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if isinstance(value, str) and value:
             ids.append(value)

@@ -90,7 +90,7 @@ def source_problem(path: Any, known: set[str], event_type: EventType) -> str:
     head, _, rest = path.partition(".")
     if head == "item":
         return ""  # a field of the list item being mapped: the vendor module checks where item. may be used
-    if (head in CONTEXT_HEADS and rest) or path in CONTEXT_PATHS:
+    if head in CONTEXT_HEADS or path in CONTEXT_PATHS:
         return ""  # what a Segment call brings beside the data (context.ip, traits.email): not known in advance
     if head != "data":
         return (
