@@ -121,18 +121,22 @@ def segment_cors_allowed(*, origin: str, source: Source | None = None) -> bool:
 
 
 # -- profiles: identify, alias, group ---------------------------------------------------------------------
-def profile_traits(*, ids: list[str]) -> dict[str, Any]:
-    """The traits known for these ids (userId first, then anonymousId): the userId's win."""
+def profile_traits(*, ids: list[str], known: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The traits known for these ids (userId first, then anonymousId): the userId's win. `known`: the traits by
+    id already read (identities_traits) for a batch, instead of a query per message."""
     if not ids:
         return {}
-    by_id = {
-        i.external_id: i.profile.traits
-        for i in SegmentIdentity.objects.filter(external_id__in=ids).select_related("profile")
-    }
+    by_id = identities_traits(ids=ids) if known is None else known
     traits: dict[str, Any] = {}
     for external_id in reversed(ids):
         traits.update(by_id.get(external_id) or {})
     return traits
+
+
+def identities_traits(*, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The traits of each of these ids' profile (ids with no profile left out), in one query."""
+    rows = SegmentIdentity.objects.filter(external_id__in=ids).values_list("external_id", "profile__traits")
+    return {external_id: traits or {} for external_id, traits in rows}
 
 
 def _merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +220,9 @@ def segment_messages_ingest(
     known_types = frozenset(EventType.objects.filter(archived_at__isnull=True).values_list("reference", flat=True))
     items: list[Any] = []
     extras: list[IngestExtra] = []
-    traits_cache: dict[tuple[str, ...], dict[str, Any]] = {}
+    # The traits of every id the messages name, read once (again after an identify, alias or group changed them).
+    ids_named = sorted({i for message in messages for i in message_ids(message)})
+    known: dict[str, dict[str, Any]] | None = None
     for message in messages:
         kind = call or (message.get("type") if isinstance(message, dict) else None)
         kind = kind if isinstance(kind, str) and kind else "(none)"
@@ -225,16 +231,15 @@ def segment_messages_ingest(
             refusal = profile_refusal(message, kind)
             if not refusal:
                 _profile_apply(message, kind)
-                traits_cache.clear()  # later messages of the batch see these traits
+                known = None  # later messages of the batch see these traits
                 continue
-        ids = tuple(message_ids(message))
-        if ids not in traits_cache:
-            traits_cache[ids] = profile_traits(ids=list(ids))
+        if known is None:
+            known = identities_traits(ids=ids_named) if ids_named else {}
         mapped = message_map(
             message,
             call=kind,
             config=config,
-            traits=traits_cache[ids],
+            traits=profile_traits(ids=message_ids(message), known=known),
             known_types=known_types,
             batch_context=batch_context,
             refusal=refusal,
