@@ -9,7 +9,20 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from .models import Attempt, AuditEntry, Delivery, Event, EventType, Route, Source, VendorConnection
+from .models import (
+    Attempt,
+    AuditEntry,
+    Delivery,
+    Event,
+    EventType,
+    Route,
+    SegmentGroup,
+    SegmentIdentity,
+    SegmentProfile,
+    SegmentSettings,
+    Source,
+    VendorConnection,
+)
 from .services.audit import audit_record
 from .services.connections import (
     UPDATABLE_FIELDS,
@@ -20,6 +33,8 @@ from .services.connections import (
 )
 from .services.replay import event_replay
 from .services.routes import route_delete
+from .services.segment import SETTINGS_FIELDS as SEGMENT_SETTINGS_FIELDS
+from .services.segment import segment_settings_problems, segment_settings_update
 
 
 class AppendOnlyMixin:
@@ -168,6 +183,77 @@ class SourceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         # The token is shown once at creation: use `manage.py create_source NAME`.
+        return False
+
+
+class SegmentSettingsForm(forms.ModelForm):
+    class Meta:
+        model = SegmentSettings
+        fields = ("source", *SEGMENT_SETTINGS_FIELDS)
+
+    def clean(self) -> dict:
+        """The service's checks (the same as the console's form)."""
+        cleaned = super().clean()
+        values = {name: cleaned.get(name, getattr(self.instance, name, None)) for name in SEGMENT_SETTINGS_FIELDS}
+        for name, problems in segment_settings_problems(**values).items():
+            for problem in problems:
+                self.add_error(name if name in self.fields else None, problem)
+        return cleaned
+
+
+@admin.register(SegmentSettings)
+class SegmentSettingsAdmin(admin.ModelAdmin):
+    form = SegmentSettingsForm
+    list_display = ("source", "accepted_calls", "page_view_type", "origins", "updated_at")
+    search_fields = ("source__name",)
+    list_select_related = ("source", "page_view_type")
+
+    @admin.display(description="Calls")
+    def accepted_calls(self, obj: SegmentSettings) -> str:
+        return ", ".join(obj.calls) or "none"
+
+    @admin.display(description="CORS origins")
+    def origins(self, obj: SegmentSettings) -> str:
+        return ", ".join(obj.cors_origins) or "CORS off"
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, like the console: checked and audited with what changed.
+        changes = {name: form.cleaned_data[name] for name in SEGMENT_SETTINGS_FIELDS}
+        saved = segment_settings_update(source=form.cleaned_data["source"], user=request.user, **changes)
+        obj.pk = saved.pk
+
+
+class SegmentIdentityInline(admin.TabularInline):
+    model = SegmentIdentity
+    extra = 0
+    fields = ("external_id", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SegmentProfile)
+class SegmentProfileAdmin(admin.ModelAdmin):
+    """The traits Segment identify calls kept: written by the API only, read here."""
+
+    list_display = ("__str__", "group_id", "updated_at")
+    search_fields = ("=identities__external_id", "=group_id")
+    readonly_fields = ("traits", "group_id", "created_at", "updated_at")
+    inlines = [SegmentIdentityInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(SegmentGroup)
+class SegmentGroupAdmin(admin.ModelAdmin):
+    list_display = ("group_id", "updated_at")
+    search_fields = ("=group_id",)
+    readonly_fields = ("group_id", "traits", "updated_at")
+
+    def has_add_permission(self, request) -> bool:
         return False
 
 

@@ -120,8 +120,13 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 
 def _read_json(request: HttpRequest) -> Any:
     """The body as JSON: application/json in UTF-8, identity or gzip, within the size and depth limits."""
-    if request.content_type.lower() != "application/json":
-        raise BadRequest(415, "send Content-Type: application/json")
+    return _parse_json(_read_text(request))
+
+
+def _read_text(request: HttpRequest, content_types: tuple[str, ...] = ("application/json",)) -> str:
+    """The body as text: one of `content_types` in UTF-8, identity or gzip, within the size limit."""
+    if request.content_type.lower() not in content_types:
+        raise BadRequest(415, f"send Content-Type: {content_types[0]}")
     charset = request.content_params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise BadRequest(415, f"charset {charset} is not read; send application/json in UTF-8")
@@ -132,9 +137,13 @@ def _read_json(request: HttpRequest) -> Any:
     if encoding.endswith("gzip"):
         body = _gunzip(body, settings.INGEST_MAX_BODY_BYTES)
     try:
-        text = body.decode()
+        return body.decode()
     except UnicodeDecodeError:
         raise BadRequest(400, "body is not UTF-8 text") from None
+
+
+def _parse_json(text: str) -> Any:
+    """JSON text parsed within the depth limit (what is nested deeper is cut and marked)."""
     try:
         return _json_loads(text)
     except RecursionError:

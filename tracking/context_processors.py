@@ -12,6 +12,7 @@ NAV = [
     ("Leads", "console:lead-list", "tracking.view_leads"),
     ("Routes", "console:route-list", "tracking.view_route"),
     ("Connections", "console:connection-list", "tracking.view_vendorconnection"),
+    ("Sources", "console:source-list", "tracking.view_source"),
     ("Event types", "console:event-type-list", "tracking.view_eventtype"),
     ("Trash", "console:trash-list", "tracking.view_trashedevent"),
     ("Offline", "console:offline", "tracking.view_offlineinteraction"),

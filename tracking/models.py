@@ -166,6 +166,14 @@ class Event(models.Model):
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK, db_index=True)
     errors = models.JSONField(default=list, blank=True)
+    # Nullable without a default: adding it is an ALTER TABLE ADD COLUMN on SQLite, not a remake of the log (which
+    # would also drop the text-search triggers of 0009_text_search).
+    context = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What came with the event beside its data (Segment: context, the user's traits at receipt, "
+        "userId, anonymousId); route mappings read it as context.…, traits.…, userId, anonymousId.",
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -633,3 +641,93 @@ class LatencyCount(models.Model):
     def upper_ms(cls, bucket: int) -> float:
         """A bucket's upper bound in milliseconds (for the last bucket, which has none: its lower bound)."""
         return cls.BASE_MS * 2 ** (min(bucket, cls.BUCKETS - 2) / 2)
+
+
+# -- Segment-compatible ingest: per-source settings, the traits of the people it identified -----------------
+SEGMENT_CALLS = ("track", "identify", "page", "screen", "group", "alias")
+
+
+def segment_calls_default() -> list[str]:
+    return list(SEGMENT_CALLS)
+
+
+class SegmentSettings(models.Model):
+    """How one source's Segment calls (/v1/…) become events: which calls it may make, how its event names and
+    property keys map onto the hub's, which event type a page or screen view is, which browser origins may post."""
+
+    source = models.OneToOneField(Source, on_delete=models.CASCADE, related_name="segment")
+    calls = models.JSONField(default=segment_calls_default, blank=True, help_text="The Segment calls accepted.")
+    event_aliases = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Segment event name → event type reference, e.g. {"Order Completed": "purchase"}.',
+    )
+    property_renames = models.JSONField(
+        default=dict, blank=True, help_text='Segment property key → data key, e.g. {"orderId": "order_id"}.'
+    )
+    page_view_type = models.ForeignKey(
+        EventType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The event type of page and screen calls; none: they are kept as invalid events.",
+    )
+    cors_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Browser origins allowed to post (e.g. https://www.example.com); none: CORS off.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Segment settings"
+        verbose_name_plural = "Segment settings"
+
+    def __str__(self) -> str:
+        return f"Segment settings of {self.source}"
+
+
+class SegmentProfile(models.Model):
+    """One person as Segment calls identified them: the traits of their identify calls (merged, latest wins) and
+    their group. Each of their ids (userId, anonymousId, an alias's previousId) is a SegmentIdentity."""
+
+    traits = models.JSONField(default=dict, blank=True)
+    group_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Segment profile #{self.pk}"
+
+
+class SegmentIdentity(models.Model):
+    """One id (a userId or anonymousId) of a profile: an alias call, or an identify with both ids, joins them."""
+
+    external_id = models.CharField(max_length=200, unique=True)
+    profile = models.ForeignKey(SegmentProfile, on_delete=models.CASCADE, related_name="identities")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["external_id"]
+        verbose_name_plural = "Segment identities"
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class SegmentGroup(models.Model):
+    """A group (company, account) of Segment group calls, with its traits."""
+
+    group_id = models.CharField(max_length=200, unique=True)
+    traits = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["group_id"]
+
+    def __str__(self) -> str:
+        return self.group_id

@@ -18,12 +18,25 @@ from .services.routes import (
     source_problem,
 )
 from .vendors import acquia, algonomy, tracardi, tracify
+from .vendors.base import CONTEXT_HEADS, CONTEXT_PATHS
 
 # Reference: tracking/vendors/base.py resolve_path (the grammar every vendor module reads).
-ROOT_PATHS = ENVELOPE_PATHS
+ROOT_PATHS = ENVELOPE_PATHS + CONTEXT_PATHS
 PATH_HELP = (
     "data.<field> (data.items.0.sku for a list element), eventDate, trackerId, nonce, eventType, "
-    "item.<field> (inside a list of items), =text for a constant text, or a number, true or false"
+    "item.<field> (inside a list of items), context.<field>, traits.<field>, userId, anonymousId (what a Segment "
+    "call brings), =text for a constant text, or a number, true or false"
+)
+# What the editor suggests of a Segment call's context (any context.… or traits.… path is read).
+CONTEXT_SUGGESTIONS = (
+    "context.ip",
+    "context.userAgent",
+    "context.page.url",
+    "context.page.referrer",
+    "context.campaign.source",
+    "context.locale",
+    "traits.email",
+    *CONTEXT_PATHS,
 )
 
 
@@ -35,7 +48,7 @@ def path_parse(text: str) -> Any:
     if text.startswith("="):
         return text
     head, dot, rest = text.partition(".")
-    if head in ("data", "item"):
+    if head in ("data", "item", *CONTEXT_HEADS):
         if dot and (not rest or "" in rest.split(".")):
             raise ValueError(f"{text!r} has an empty segment (write {head}.field.subfield)")
         return text
@@ -441,4 +454,4 @@ class RouteForm(forms.Form):
     def source_suggestions(self) -> list[str]:
         """The sources the editor offers: the event type's fields, the keys its logged events carry, the envelope."""
         declared, seen = self.data_paths()
-        return [*declared, *sorted(seen - set(declared)), *ENVELOPE_PATHS]
+        return [*declared, *sorted(seen - set(declared)), *ENVELOPE_PATHS, *CONTEXT_SUGGESTIONS]

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import api
+from . import api, api_segment
 from .views import (
     api_docs,
     audit,
@@ -15,6 +15,7 @@ from .views import (
     live,
     offline,
     routes,
+    sources,
     trash,
 )
 
@@ -50,6 +51,8 @@ console = [
     path(
         "connections/<int:pk>/circuit-reset", connections.connection_circuit_reset_view, name="connection-circuit-reset"
     ),
+    path("sources/", sources.source_list, name="source-list"),
+    path("sources/<int:pk>/segment", sources.source_segment, name="source-segment"),
     path("leads/", leads.lead_list, name="lead-list"),
     path("leads/<uuid:uuid>/", leads.lead_detail, name="lead-detail"),
     path("leads/<uuid:uuid>/changes", leads.lead_change, name="lead-change"),
@@ -80,6 +83,8 @@ urlpatterns = [
     path("api/v1/events/batch", api.event_batch_create, name="api-event-batch-create"),
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("api/v1/docs", api_docs.api_docs, name="api-docs"),
+    # The Segment HTTP Tracking API (tracking/api_segment.py): Segment's libraries with the hub as their host.
+    *[path(f"v1/{name}", view, name=f"segment-{name}") for name, view in api_segment.ENDPOINTS.items()],
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include((console, "tracking"), namespace="console")),

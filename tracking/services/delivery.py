@@ -187,6 +187,7 @@ def outgoing_event(delivery: Delivery) -> OutgoingEvent:
         vendor_event_name=route.vendor_event_name if route else "",
         mapping=route.mapping if route else {},
         options=route.options if route else {},
+        context=event.context or {},
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -43,6 +43,15 @@ class IngestResult:
         if self.event.status == Event.Status.INVALID:
             body["errors"] = self.event.errors
         return body
+
+
+@dataclass
+class IngestExtra:
+    """What another surface (the Segment API) adds to one item: the context kept with the event (route mappings
+    read it) and errors of its own that make the event invalid, named first."""
+
+    context: dict[str, Any] = field(default_factory=dict)
+    errors: list[FieldError] = field(default_factory=list)
 
 
 def source_authenticate(token: str) -> Source | None:
@@ -157,12 +166,17 @@ def _prepare(item: Any, problems: list[FieldError], event_types: dict[str, Event
     )
 
 
-def events_ingest(*, source: Source | None, items: list[Any]) -> list[IngestResult]:
+def events_ingest(
+    *, source: Source | None, items: list[Any], extras: list[IngestExtra] | None = None
+) -> list[IngestResult]:
     """Store every item as an Event (invalid ones with their errors) and queue the valid ones' deliveries.
 
     Idempotent on (source, nonce): an item whose nonce its source already used returns the stored event.
-    Whatever an item holds, it is stored (as a storable copy when it must be) or the whole call changes nothing."""
+    Whatever an item holds, it is stored (as a storable copy when it must be) or the whole call changes nothing.
+    `extras`, one per item when given, add a context and errors (IngestExtra)."""
     copies = [storable_copy(item) for item in items]
+    if extras is not None:
+        copies = [_with_extra(copy, extra) for copy, extra in zip(copies, extras, strict=True)]
     try:
         return _ingest(source, copies)
     except IntegrityError:
@@ -171,21 +185,35 @@ def events_ingest(*, source: Source | None, items: list[Any]) -> list[IngestResu
         return _ingest(source, copies)
 
 
+def _with_extra(copy: tuple[Any, list[FieldError]], extra: IngestExtra) -> tuple[Any, list[FieldError], IngestExtra]:
+    """The storable copy with its extra, whose context is made storable the same way (its problems named)."""
+    (context, problems) = storable_copy({"context": extra.context})
+    # An error's value quotes what was sent (NUL, a lone surrogate): stored as its storable copy too.
+    errors = [replace(e, value=storable_copy(e.value)[0]) for e in extra.errors]
+    return copy[0], copy[1], IngestExtra(context=context["context"], errors=errors + problems)
+
+
 def _known(source: Source | None, nonces: list[str]) -> dict[str, Event]:
     """The events this source already stored under these nonces."""
     return {e.nonce: e for e in Event.objects.filter(source=source, nonce__in=nonces)}
 
 
 @transaction.atomic
-def _ingest(source: Source | None, copies: list[tuple[Any, list[FieldError]]]) -> list[IngestResult]:
+def _ingest(source: Source | None, copies: list[tuple]) -> list[IngestResult]:
     now = timezone.now()
     refs = {
         item["eventType"]
-        for item, _ in copies
+        for item, *_ in copies
         if isinstance(item, dict) and isinstance(item.get("eventType"), str) and len(item["eventType"]) <= MAX_TEXT
     }
     event_types = {et.reference: et for et in EventType.objects.filter(reference__in=refs)}
-    prepared = [_prepare(item, problems, event_types, now) for item, problems in copies]
+    prepared = [_prepare(item, problems, event_types, now) for item, problems, *_ in copies]
+    for event, (_, _, *extra) in zip(prepared, copies, strict=True):
+        if extra:
+            event.context = extra[0].context
+            if extra[0].errors:
+                event.errors = [e.as_dict() for e in extra[0].errors] + event.errors
+                event.status = Event.Status.INVALID
     for event in prepared:
         event.source = source
         event.vendor_nonce = Event.vendor_nonce_for(source.pk if source else None, event.nonce)

@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from ..models import Delivery, Event, EventType, Route, VendorConnection
 from ..schema import DATA_ENTITIES, ingestion_key
 from ..vendors import acquia, vendor_class
-from ..vendors.base import REDACTED, ConfigurationError, OutgoingEvent, storable
+from ..vendors.base import CONTEXT_HEADS, CONTEXT_PATHS, REDACTED, ConfigurationError, OutgoingEvent, storable
 from .audit import audit_record
 from .delivery import vendor_for
 from .rollups import deliveries_close
@@ -90,8 +90,13 @@ def source_problem(path: Any, known: set[str], event_type: EventType) -> str:
     head, _, rest = path.partition(".")
     if head == "item":
         return ""  # a field of the list item being mapped: the vendor module checks where item. may be used
+    if head in CONTEXT_HEADS or path in CONTEXT_PATHS:
+        return ""  # what a Segment call brings beside the data (context.ip, traits.email): not known in advance
     if head != "data":
-        return f"{path} is not a source: use data.<field>, item.<field>, {', '.join(ENVELOPE_PATHS)} or =text"
+        return (
+            f"{path} is not a source: use data.<field>, item.<field>, context.<field>, traits.<field>, "
+            f"{', '.join(ENVELOPE_PATHS + CONTEXT_PATHS)} or =text"
+        )
     normal = ".".join("0" if part.isdigit() else part for part in path.split("."))
     if normal in known:
         return ""
@@ -310,6 +315,7 @@ def route_preview(
         vendor_event_name=vendor_event_name,
         mapping=mapping or {},
         options=options or {},
+        context=event.context or {},
     )
     try:
         refusal = vendor.refusal(outgoing)

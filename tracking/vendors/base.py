@@ -38,6 +38,13 @@ class OutgoingEvent:
     vendor_event_name: str = ""
     mapping: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # What came with the event beside its data (Segment: context, traits, userId, anonymousId).
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+# Paths a mapping reads from the event's context: context.<path>, traits.<path>, userId, anonymousId.
+CONTEXT_HEADS = ("context", "traits")
+CONTEXT_PATHS = ("userId", "anonymousId")
 
 
 @dataclass
@@ -187,7 +194,8 @@ def resolve_path(event: OutgoingEvent, path: Any, item: Any = None) -> Any:
     """The value a route mapping names; None when absent.
 
     "data.a.b" (list indexes allowed: "data.items.0.sku"), "eventDate" (RFC 3339), "eventType", "trackerId",
-    "nonce", "vendorEventName", "item.x" (inside the list item being mapped), "=text" (that text);
+    "nonce", "vendorEventName", "item.x" (inside the list item being mapped), "=text" (that text),
+    "context.ip", "traits.email", "userId", "anonymousId" (what a Segment call brought with the event);
     a value that is not a string (number, boolean, object) is a constant."""
     if not isinstance(path, str):
         return path
@@ -198,6 +206,10 @@ def resolve_path(event: OutgoingEvent, path: Any, item: Any = None) -> Any:
         value: Any = event.data
     elif head == "item":
         value = item
+    elif head in CONTEXT_HEADS:
+        value = event.context.get(head)
+    elif path in CONTEXT_PATHS:
+        return event.context.get(path)
     else:
         root = {
             "eventDate": rfc3339(event.event_date),

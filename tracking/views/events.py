@@ -126,6 +126,8 @@ def event_detail(request: HtmxHttpRequest, uuid) -> HttpResponse:
             **_deliveries_context(request, event),
             "errors": shown(event.errors),
             "data_json": _data_json(event),
+            # What a Segment call brought beside the data (context, traits, ids): route mappings read it.
+            "context_json": shown(json.dumps(event.context, indent=2, ensure_ascii=False)) if event.context else "",
             "trashed": event.trashed.select_related("connection"),
         },
     )
