@@ -174,7 +174,7 @@ def gunicorn_start() -> subprocess.Popen:
             "-m",
             "gunicorn",
             "-w",
-            "2",
+            os.environ.get("BENCH_WORKERS", "2"),
             "--threads",
             "4",
             "-b",
