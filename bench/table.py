@@ -38,6 +38,9 @@ BENCH = Path(__file__).resolve().parent
 os.environ.setdefault("HUB_VAR_DIR", str(ROOT / "var" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("BENCH_SANDBOX_PORT", "8820")
+# bench/delivery.py's sandbox is on loopback, which the hub refuses to send to unless the allow-list names it (read
+# when Django starts, before that module is imported).
+os.environ.setdefault("HUB_EGRESS_ALLOW", f"127.0.0.1:{os.environ['BENCH_SANDBOX_PORT']}")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 HTTP_PORT = int(os.environ.get("BENCH_HTTP_PORT", "8821"))
