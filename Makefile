@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench bench-console bench-isolation screenshots clean
+.PHONY: setup run test lint bench bench-delivery bench-console bench-isolation screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,13 @@ screenshots: setup
 	else echo "pngquant is not installed: the screenshots stay as Chromium wrote them"; fi
 	@du -ch docs/screenshots/*.png | tail -1
 
+# make bench: issue 12's table (delivery, ingest over HTTP, console at BENCH_CONSOLE_EVENTS, default 100,000),
+# each row against a baseline measured in the same run; Markdown and JSON in var/bench/ (COMPARE=old.json puts an
+# earlier run's ratios beside). PostgreSQL + Redis when DATABASE_URL and CELERY_BROKER_URL are set.
 bench: setup
+	$(BIN)/python bench/table.py $(if $(COMPARE),--compare $(COMPARE))
+
+bench-delivery: setup
 	$(BIN)/python bench/delivery.py
 
 # The console's pages at 1,000 and 1,000,000 events (loading the million takes about two minutes on SQLite).

@@ -17,12 +17,13 @@ os.environ.setdefault("HUB_VAR_DIR", str(ROOT / "var" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 sys.path.insert(0, str(ROOT))
 N = int(os.environ.get("BENCH_EVENTS", "2000"))
-PORT = 8799
+PORT = int(os.environ.get("BENCH_SANDBOX_PORT", "8799"))
 # The sandbox is on loopback, which the hub refuses to send to unless the egress allow-list names it.
 os.environ.setdefault("HUB_EGRESS_ALLOW", f"127.0.0.1:{PORT}")
 
 
-def main() -> None:
+def main() -> dict:
+    """Run the bench, print it, and return its figures (bench/table.py reads them)."""
     import django
 
     django.setup()
@@ -107,6 +108,7 @@ def main() -> None:
         print(f"hub ingest (service, batches of 500): {ingest:8.0f} events/s")
         print(f"hub delivery (worker -c 2, incl. attempts): {hub:8.0f} events/s")
         print(f"ratio delivery/baseline: {hub / baseline:.2f}")
+        return {"events": N, "baseline_rps": baseline, "ingest_eps": ingest, "delivery_eps": hub}
     finally:
         for proc in procs:
             proc.terminate()

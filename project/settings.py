@@ -173,6 +173,9 @@ HUB_SWEEP_SECONDS = env.float("HUB_SWEEP_SECONDS", default=5.0)
 # A connection's dispatcher is woken at most about once per this interval per process (tracking/services/wake.py):
 # one broker message per request and connection cost ingest half its time. 0: every wake is sent.
 HUB_WAKE_DEBOUNCE_SECONDS = env.float("HUB_WAKE_DEBOUNCE_SECONDS", default=0.5)
+# One-event ingest requests served at once by a process share one transaction (services/ingest_group.py): at most
+# this many per transaction (1: each request commits alone).
+HUB_INGEST_GROUP_MAX = env.int("HUB_INGEST_GROUP_MAX", default=64)
 # Beat: how often to mirror Webmarketer event types, and to pull Webmarketer's trashed events.
 HUB_EVENT_TYPES_SYNC_SECONDS = env.float("HUB_EVENT_TYPES_SYNC_SECONDS", default=600.0)
 HUB_TRASH_PULL_SECONDS = env.float("HUB_TRASH_PULL_SECONDS", default=300.0)

@@ -19,6 +19,7 @@ from .models import EventType
 from .openapi import openapi_document as build_openapi
 from .schema import MAX_DEPTH, TOO_DEEP, json_float, json_int
 from .services.ingest import events_ingest, source_authenticate
+from .services.ingest_group import event_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +221,8 @@ def event_create(request: HttpRequest) -> JsonResponse:
     item = _read_json(request)
     if not isinstance(item, dict):
         raise BadRequest(400, "body must be a JSON object (one event)")
-    (result,) = events_ingest(source=source, items=[item])
+    # Committed with the process's concurrent one-event requests, and answered after that commit.
+    result = event_ingest(source=source, item=item)
     if not result.accepted and not result.duplicate:
         return JsonResponse({"error": _invalid_summary(result.event.errors), **result.as_dict()}, status=422)
     if not result.accepted:

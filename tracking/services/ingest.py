@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ..models import Delivery, Event, EventType, Route, Source
@@ -241,22 +241,60 @@ def _deliveries_create(events: Iterable[Event]) -> None:
     events = list(events)
     if not events:
         return
-    routes: dict[int, list[Route]] = {}
-    for route in Route.objects.filter(
-        event_type__in={e.event_type_id for e in events}, enabled=True, connection__enabled=True
-    ):
-        routes.setdefault(route.event_type_id, []).append(route)
-    deliveries = [
-        Delivery(
-            event=e,
-            connection_id=r.connection_id,
-            route=r,
-            nonce=e.vendor_nonce,
-            created_at=e.received_at,
-            next_attempt_at=e.received_at,
-        )
-        for e in events
-        for r in routes.get(e.event_type_id, [])
-    ]
-    Delivery.objects.bulk_create(deliveries)
-    connections_wake({d.connection_id for d in deliveries})
+    routes = list(
+        Route.objects.filter(
+            event_type__in={e.event_type_id for e in events}, enabled=True, connection__enabled=True
+        ).values_list("pk", "connection_id")
+    )
+    if not routes:
+        return
+    _outbox_insert([e.pk for e in events], [pk for pk, _ in routes])
+    connections_wake({connection_id for _, connection_id in routes})
+
+
+# Columns of the outbox row the database takes from the event (e) and its route (r); every other column gets its
+# model default. Built by the database in one INSERT … SELECT, where model instances (a value prepared per column
+# and row in Python) took two thirds of a batch's ingest.
+_FROM_EVENT_AND_ROUTE = {
+    "event": "e.id",
+    "connection": "r.connection_id",
+    "route": "r.id",
+    "nonce": "e.vendor_nonce",
+    "created_at": "e.received_at",
+    "next_attempt_at": "e.received_at",
+}
+_OUTBOX_CHUNK = 500
+
+
+def _outbox_insert(event_ids: list[int], route_ids: list[int]) -> None:
+    """A pending delivery for each (event, enabled route of its type), in event then route order."""
+    qn = connection.ops.quote_name
+    template = Delivery()
+    columns, values, params = [], [], []
+    for f in Delivery._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        if f.name in _FROM_EVENT_AND_ROUTE:
+            columns.append(qn(f.column))
+            values.append(_FROM_EVENT_AND_ROUTE[f.name])
+            continue
+        value = f.pre_save(template, add=True)  # the default, or now for auto_now
+        if hasattr(value, "resolve_expression"):  # a database default: the database fills it
+            continue
+        columns.append(qn(f.column))
+        values.append("%s")
+        params.append(f.get_db_prep_save(value, connection))
+    type_column = qn(Event._meta.get_field("event_type").column)
+    route_type_column = qn(Route._meta.get_field("event_type").column)
+    with connection.cursor() as cursor:
+        for start in range(0, len(event_ids), _OUTBOX_CHUNK):
+            chunk = event_ids[start : start + _OUTBOX_CHUNK]
+            # Names from the models, values all parameters.
+            cursor.execute(
+                f"INSERT INTO {qn(Delivery._meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(values)} "  # noqa: S608
+                f"FROM {qn(Event._meta.db_table)} e JOIN {qn(Route._meta.db_table)} r "
+                f"ON r.{route_type_column} = e.{type_column} "
+                f"WHERE e.id IN ({', '.join(['%s'] * len(chunk))}) AND r.id IN ({', '.join(['%s'] * len(route_ids))}) "
+                "ORDER BY e.id, r.id",
+                [*params, *chunk, *route_ids],
+            )
