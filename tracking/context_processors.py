@@ -19,6 +19,8 @@ NAV = [
     ("Sent", "console:audit-sent", "tracking.view_attempt"),
     ("Audit", "console:audit-log", "tracking.view_auditentry"),
     ("Insights", "console:insights", "tracking.view_insights"),
+    ("Sources", "console:source-list", "tracking.view_source"),
+    ("Privacy", "console:privacy", "tracking.change_consent"),
 ]
 
 

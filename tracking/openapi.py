@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .consent import PURPOSES
 from .schema import DATA_ENTITIES, MAX_DEPTH, ingestion_key
 
 MAX_TEXT = 200
@@ -127,6 +128,7 @@ def event_type_schemas(event_type) -> tuple[str, dict, dict, dict]:
             "eventDate": _ref("EventDate"),
             "trackerId": _ref("TrackerId"),
             "nonce": _ref("Nonce"),
+            "consent": _ref("Consent"),
         },
         "example": example,
     }
@@ -168,7 +170,18 @@ _EVENT = {
         "eventDate": _ref("EventDate"),
         "trackerId": _ref("TrackerId"),
         "nonce": _ref("Nonce"),
+        "consent": _ref("Consent"),
     },
+}
+_CONSENT = {
+    "description": "The purposes the person consented to (analytics, advertising, personalisation): a list, or an "
+    "object of purpose → true/false. [] grants none. Absent: the source's default applies. A route needing a "
+    "purpose not granted records its delivery as suppressed (never sent). Anything else keeps the event as invalid.",
+    "oneOf": [
+        {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}},
+        {"type": "object", "additionalProperties": {"type": "boolean"}},
+    ],
+    "example": ["analytics", "personalisation"],
 }
 _FIELD_ERROR = {
     "type": "object",
@@ -306,6 +319,7 @@ def openapi_document(*, event_types: list, limit: int, batch: int, server_url: s
         "Event": _EVENT,
         "EventDate": _EVENT_DATE,
         "TrackerId": _TRACKER_ID,
+        "Consent": _CONSENT,
         "Nonce": _NONCE,
         "FieldError": _FIELD_ERROR,
         "Result": _RESULT,

@@ -14,7 +14,9 @@ from .views import (
     leads,
     live,
     offline,
+    privacy,
     routes,
+    sources,
     trash,
 )
 
@@ -73,11 +75,18 @@ console = [
     path("offline/send", offline.offline_send, name="offline-send"),
     path("offline/import", offline.offline_import, name="offline-import"),
     path("offline/node-row", offline.offline_node_row, name="offline-node-row"),
+    path("privacy/", privacy.privacy_page, name="privacy"),
+    path("privacy/consent", privacy.privacy_consent, name="privacy-consent"),
+    path("privacy/erase", privacy.privacy_erase, name="privacy-erase"),
+    path("sources/", sources.source_list, name="source-list"),
+    path("sources/new/", sources.source_new, name="source-new"),
+    path("sources/<int:pk>/", sources.source_detail, name="source-detail"),
 ]
 
 urlpatterns = [
     path("api/v1/events", api.event_create, name="api-event-create"),
     path("api/v1/events/batch", api.event_batch_create, name="api-event-batch-create"),
+    path("api/v1/consent", api.consent_update_view, name="api-consent"),
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("api/v1/docs", api_docs.api_docs, name="api-docs"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

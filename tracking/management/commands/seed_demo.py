@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from tracking.consent import PURPOSES, default_route_purposes
 from tracking.demo import EVENT_TYPES, PURCHASE_ROUTES, sandbox_egress_allow
 from tracking.models import EventType, Route, Source, VendorConnection
 from tracking.roles import roles_sync
@@ -51,7 +52,11 @@ class Command(BaseCommand):
         connection = self.webmarketer(sandbox_url)
         self.event_types_sync(connection)
         for event_type in EventType.objects.filter(reference__in=[e["reference"] for e in EVENT_TYPES]):
-            Route.objects.get_or_create(event_type=event_type, connection=connection)
+            Route.objects.get_or_create(
+                event_type=event_type,
+                connection=connection,
+                defaults={"purposes": default_route_purposes(connection.kind)},
+            )
         purchase = EventType.objects.get(reference=ROUTED_TO_ALL)
         for kind, (vendor_event_name, mapping, route_options) in PURCHASE_ROUTES.items():
             other = self.sandbox_connection(sandbox_url, kind)
@@ -67,7 +72,8 @@ class Command(BaseCommand):
         source = Source.objects.filter(name=DEMO_SOURCE).first()
         token = None
         if source is None:
-            source, token = source_create(name=DEMO_SOURCE)
+            # The demo website's events without consent keep the behaviour of sources made before consent existed.
+            source, token = source_create(name=DEMO_SOURCE, default_consent=list(PURPOSES))
             try:
                 if events:  # --events 0: connections, types and routes only (the integration tests' setup)
                     demo_story(
