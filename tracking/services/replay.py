@@ -85,8 +85,10 @@ def delivery_replay_one(*, latest: Delivery, include_delivered: bool = False) ->
     route, why = _replay_route(latest, event)
     if route is None:
         return None, why
-    if missing := missing_purposes(route.purposes, event.consent):
-        # Consent as it stands now: a person who withdrew it is never sent to again, replay or not.
+    # Consent as it stands now (read again: a withdrawal may have come since the caller loaded the event).
+    consent = Event.objects.filter(pk=event.pk).values_list("consent", flat=True).first()
+    if missing := missing_purposes(route.purposes, consent):
+        # A person who withdrew their consent is never sent to again, replay or not.
         return None, f"{name}: {CONSENT_SKIP} {', '.join(missing)}"
     if latest.status in Delivery.DUE_STATUSES:
         # Still owed: the new generation takes its place. Conditional, so a run that claimed it meanwhile wins.
