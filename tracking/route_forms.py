@@ -299,9 +299,9 @@ class RouteForm(forms.Form):
         self.kind = connection.kind if connection else ""
         if route is None and "purposes" not in (preset or {}):
             # A new route: the vendor kind's usual purposes, ticked (issue 15), changed as staff see fit. Until the
-            # page has shown the boxes (no purposes_shown in the data), the defaults stand for the typed value.
+            # page has shown the boxes for this vendor kind (purposes_shown), its defaults stand for the typed value.
             self.initial["purposes"] = default_route_purposes(self.kind)
-            if data is not None and not data.get("purposes_shown"):
+            if data is not None and data.get("purposes_shown") != self.kind:  # shown for another vendor, or not yet
                 self.data = data.copy()
                 self.data.setlist("purposes", default_route_purposes(self.kind))
         self.spec = route_spec(self.kind)
