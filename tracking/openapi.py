@@ -320,6 +320,26 @@ def openapi_document(*, event_types: list, limit: int, batch: int, server_url: s
         "EventDate": _EVENT_DATE,
         "TrackerId": _TRACKER_ID,
         "Consent": _CONSENT,
+        "ConsentUpdate": {
+            "type": "object",
+            "required": ["consent"],
+            "additionalProperties": False,
+            "description": "Exactly one of email and trackerId.",
+            "properties": {
+                "email": {"type": "string", "maxLength": 254, "example": "kate@example.com"},
+                "trackerId": _ref("TrackerId"),
+                "consent": _ref("Consent"),
+            },
+        },
+        "ConsentUpdateResult": {
+            "type": "object",
+            "required": ["consent", "events", "suppressed"],
+            "properties": {
+                "consent": {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}},
+                "events": {"type": "integer", "description": "Events about the person"},
+                "suppressed": {"type": "integer", "description": "Deliveries suppressed by this update"},
+            },
+        },
         "Nonce": _NONCE,
         "FieldError": _FIELD_ERROR,
         "Result": _RESULT,
@@ -394,6 +414,27 @@ def openapi_document(*, event_types: list, limit: int, batch: int, server_url: s
                     "parameters": [_ENCODING],
                     "requestBody": body,
                     "responses": _responses("Result", "InvalidResult"),
+                }
+            },
+            "/api/v1/consent": {
+                "post": {
+                    "summary": "A person's consent as it stands now: what it no longer allows is suppressed",
+                    "description": "Name the person by email (a value anywhere in their events' data, any case) "
+                    "or trackerId. Every event about them takes this consent; each pending or retrying delivery "
+                    "it no longer allows is suppressed (never sent). Events still to come carry their own.",
+                    "operationId": "consent_update",
+                    "parameters": [_ENCODING],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ConsentUpdate")}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Recorded",
+                            "content": {"application/json": {"schema": _ref("ConsentUpdateResult")}},
+                        },
+                        **{k: v for k, v in _responses("Result", "InvalidResult").items() if k not in ("202", "422")},
+                    },
                 }
             },
             "/api/v1/events/batch": {
