@@ -36,3 +36,4 @@ def setup_periodic_tasks(sender: Celery, **kwargs) -> None:
     sender.add_periodic_task(
         settings.HUB_TRASH_PULL_SECONDS, sender.signature("tracking.trash_pull_all"), name="trash pull"
     )
+    sender.add_periodic_task(settings.HUB_RETENTION_SECONDS, sender.signature("tracking.retention"), name="retention")

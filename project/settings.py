@@ -179,6 +179,11 @@ HUB_INGEST_GROUP_MAX = env.int("HUB_INGEST_GROUP_MAX", default=64)
 # Beat: how often to mirror Webmarketer event types, and to pull Webmarketer's trashed events.
 HUB_EVENT_TYPES_SYNC_SECONDS = env.float("HUB_EVENT_TYPES_SYNC_SECONDS", default=600.0)
 HUB_TRASH_PULL_SECONDS = env.float("HUB_TRASH_PULL_SECONDS", default=300.0)
+# Retention: an event's personal data is redacted this many days after receipt, unless its event type's
+# expirationPolicy (Webmarketer's, from "event-type") says otherwise; 0: kept until erased on request. Beat runs
+# the redaction every HUB_RETENTION_SECONDS, in batches.
+HUB_RETENTION_DAYS = env.int("HUB_RETENTION_DAYS", default=0)
+HUB_RETENTION_SECONDS = env.float("HUB_RETENTION_SECONDS", default=3600.0)
 # Webmarketer insights answers are kept this long (per query) in the cache below.
 HUB_INSIGHTS_CACHE_SECONDS = env.float("HUB_INSIGHTS_CACHE_SECONDS", default=120.0)
 # Short-lived answers (Webmarketer insights): per process by default; CACHE_URL (e.g. redis://…) shares them.

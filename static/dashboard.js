@@ -6,7 +6,9 @@
 (() => {
   const palette = ["#2457c5", "#137333", "#9a6700", "#7b3fb6", "#00838f", "#c2185b", "#5d6d7e",
                    "#ef6c00", "#6a1b9a", "#455a64"];
-  const statusColours = { delivered: "#137333", failed: "#b3261e", cancelled: "#98a2b3", invalid: "#b3261e" };
+  const statusColours = {
+    delivered: "#137333", failed: "#b3261e", cancelled: "#98a2b3", suppressed: "#7c5cbf", invalid: "#b3261e",
+  };
 
   function readJson(id) {
     const node = document.getElementById(id);

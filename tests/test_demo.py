@@ -62,7 +62,8 @@ def test_purchase_is_routed_to_all_five_and_every_demo_purchase_would_be_sent(sa
     routes = Route.objects.filter(event_type__reference="purchase").select_related("connection")
     assert {r.connection.kind for r in routes} == KINDS
     purchases = list(Event.objects.filter(event_type_ref="purchase"))
-    assert len(purchases) == 4  # a third of the traffic, and the late order Tracardi refuses
+    # a third of the traffic, the late order Tracardi refuses, and the one without advertising consent
+    assert len(purchases) == 5
     for event in purchases:
         for route in routes:
             preview = route_preview(
@@ -158,7 +159,31 @@ def test_the_demo_has_a_failed_delivery_that_says_why(sandbox, sandbox_url):
     assert FAILURE in failed[0].last_error
     # The fault was only for that order: the sandbox injects nothing afterwards.
     assert sandbox.get("/__sandbox__/faults").json()["fail_status"] is None
-    assert not Delivery.objects.exclude(status__in=["delivered", "failed"]).exists()
+    assert not Delivery.objects.exclude(status__in=["delivered", "failed", "suppressed"]).exists()
+
+
+def test_the_demo_has_a_purchase_whose_attribution_deliveries_are_suppressed_with_the_reason(
+    sandbox, sandbox_url, client
+):
+    from tracking.models import Delivery, Event
+    from tracking.services.demo import NO_ADS_NONCE
+
+    seed(sandbox_url)
+
+    event = Event.objects.get(nonce=NO_ADS_NONCE)
+    statuses = {d.connection.kind: (d.status, d.last_error) for d in event.deliveries.select_related("connection")}
+    assert statuses["tracify"] == ("suppressed", "suppressed: no consent for advertising")
+    assert statuses["webmarketer"] == ("suppressed", "suppressed: no consent for advertising")
+    assert {statuses[k][0] for k in ("acquia", "algonomy")} == {"delivered"}
+    assert not Delivery.objects.filter(status="suppressed").exclude(event=event).exists()
+    # Never sent: the sandbox's Tracify holds no event of that order.
+    order = event.data["order_id"]
+    tracify = sandbox.get("/__sandbox__/tracify/events").json()
+    assert order not in str(tracify)
+    # Its page says so, as a new user finds it.
+    client.force_login(User.objects.get(username="marketing"))
+    page = client.get(f"/events/{event.uuid}/").content.decode()
+    assert "Suppressed (no consent)" in page and "suppressed: no consent for advertising" in page
 
 
 def test_the_demo_has_a_qualified_lead_and_a_converted_one_with_turnover(sandbox, sandbox_url):

@@ -14,12 +14,14 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from .consent import ConsentError, consent_parse
 from .errors import where
 from .models import EventType
 from .openapi import openapi_document as build_openapi
 from .schema import MAX_DEPTH, TOO_DEEP, json_float, json_int
 from .services.ingest import events_ingest, source_authenticate
 from .services.ingest_group import event_ingest
+from .services.privacy import Person, PersonError, consent_update
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +257,28 @@ def event_batch_create(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "no event of the batch was accepted; each says why", **answer}, status=422)
     # Some accepted: 202 with per-event statuses.
     return JsonResponse(answer, status=202)
+
+
+@_json_post
+def consent_update_view(request: HttpRequest) -> JsonResponse:
+    """POST /api/v1/consent: {"email" | "trackerId": …, "consent": [...] | {purpose: bool}}: the person's consent as
+    it stands now. Their pending and retrying deliveries it no longer allows are suppressed (never sent); audited."""
+    source = _authenticate(request)
+    body = _read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest(400, "body must be a JSON object")
+    unknown = sorted(set(body) - {"email", "trackerId", "consent"})
+    if unknown:
+        raise BadRequest(400, f"unknown keys: {', '.join(unknown)}")
+    if "consent" not in body:
+        raise BadRequest(400, 'consent is required: the purposes granted now, e.g. ["analytics"] ([] withdraws all)')
+    try:
+        person = Person.of(email=body.get("email"), tracker_id=body.get("trackerId"))
+        purposes = consent_parse(body["consent"])
+    except (PersonError, ConsentError) as exc:
+        raise BadRequest(400, str(exc)) from None
+    result = consent_update(person=person, purposes=purposes, via=f"api (source {source.name})")
+    return JsonResponse({"consent": result.purposes, "events": result.events, "suppressed": result.suppressed})
 
 
 def openapi(request: HttpRequest) -> JsonResponse:

@@ -12,7 +12,6 @@ NAV = [
     ("Leads", "console:lead-list", "tracking.view_leads"),
     ("Routes", "console:route-list", "tracking.view_route"),
     ("Connections", "console:connection-list", "tracking.view_vendorconnection"),
-    ("Sources", "console:source-list", "tracking.view_source"),
     ("Event types", "console:event-type-list", "tracking.view_eventtype"),
     ("Trash", "console:trash-list", "tracking.view_trashedevent"),
     ("Offline", "console:offline", "tracking.view_offlineinteraction"),
@@ -20,6 +19,8 @@ NAV = [
     ("Sent", "console:audit-sent", "tracking.view_attempt"),
     ("Audit", "console:audit-log", "tracking.view_auditentry"),
     ("Insights", "console:insights", "tracking.view_insights"),
+    ("Sources", "console:source-list", "tracking.view_source"),
+    ("Privacy", "console:privacy", "tracking.change_consent"),
 ]
 
 

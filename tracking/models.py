@@ -111,6 +111,11 @@ class Source(models.Model):
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_prefix = models.CharField(max_length=12, editable=False)
     enabled = models.BooleanField(default=True)
+    default_consent = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Purposes an event of this source grants when it carries no consent of its own ([]: none).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -136,6 +141,9 @@ class Route(models.Model):
     )
     mapping = models.JSONField(default=dict, blank=True, help_text="Vendor attribute → source path.")
     options = models.JSONField(default=dict, blank=True)
+    purposes = models.JSONField(
+        default=list, blank=True, help_text="Consent purposes an event needs to go this way ([]: none needed)."
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -166,13 +174,25 @@ class Event(models.Model):
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK, db_index=True)
     errors = models.JSONField(default=list, blank=True)
-    # Nullable without a default: adding it is an ALTER TABLE ADD COLUMN on SQLite, not a remake of the log (which
-    # would also drop the text-search triggers of 0009_text_search).
+    # The columns below are nullable without a default: SQLite adds such columns in place (ALTER TABLE ADD COLUMN),
+    # where remaking the log would also drop the text-search triggers of 0009_text_search.
     context = models.JSONField(
         null=True,
         blank=True,
         help_text="What came with the event beside its data (Segment: context, the user's traits at receipt, "
         "userId, anonymousId); route mappings read it as context.…, traits.…, userId, anonymousId.",
+    )
+    consent = models.JSONField(
+        null=True, blank=True, help_text="Purposes the person consented to; empty (null): stored before consent."
+    )
+    consent_origin = models.CharField(
+        max_length=10,
+        null=True,
+        blank=True,
+        choices=[("event", "sent with the event"), ("source", "the source's default"), ("update", "a consent update")],
+    )
+    redacted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its personal data was erased (retention or an erasure request)."
     )
 
     class Meta:
@@ -190,6 +210,8 @@ class Event(models.Model):
         permissions = [
             ("view_leads", "Can see the lead board"),
             ("change_leads", "Can change lead states and turnover"),
+            ("change_consent", "Can update a person's consent"),
+            ("erase_person", "Can erase a person's data"),
         ]
 
     def __str__(self) -> str:
@@ -217,6 +239,7 @@ class Delivery(models.Model):
         RETRYING = "retrying", "Retrying"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        SUPPRESSED = "suppressed", "Suppressed (no consent)"
 
     DUE_STATUSES = (Status.PENDING, Status.RETRYING)
 
@@ -310,6 +333,9 @@ class BulkReplay(models.Model):
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    suppressed = models.PositiveIntegerField(
+        default=0, help_text="Deliveries of the selection left alone: the person's consent does not allow them."
+    )
     cursor = models.BigIntegerField(default=0, help_text="The last delivery id handled: a restart resumes after it.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
@@ -559,8 +585,8 @@ class HourlyCount(models.Model):
     rollups_rebuild`. Both grains are written by the same statement; a chart of days reads 24 times fewer rows.
 
     metric "event": event_type_ref, status ok | invalid, in the hour the event was received.
-    metric "delivery": connection_id, final status (delivered | failed | cancelled), in the hour the delivery
-    was created (the event's receipt for a first send), so the chart shows the fate of the events received.
+    metric "delivery": connection_id, final status (delivered | failed | cancelled | suppressed), in the hour the
+    delivery was created (the event's receipt for a first send), so the chart shows the fate of the events received.
     metric "trash": event_type_ref, status = the reason Webmarketer gave, in the hour it processed the event.
     metric "lead": event_type_ref, status "state:<key>" (leads whose latest value is 1) or "statistic:<key>" (the
     sum of latest values, in cents), in the hour the lead was received; each change adds latest-now − latest-before.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .consent import PURPOSES
 from .schema import DATA_ENTITIES, MAX_DEPTH, ingestion_key
 
 MAX_TEXT = 200
@@ -127,6 +128,7 @@ def event_type_schemas(event_type) -> tuple[str, dict, dict, dict]:
             "eventDate": _ref("EventDate"),
             "trackerId": _ref("TrackerId"),
             "nonce": _ref("Nonce"),
+            "consent": _ref("Consent"),
         },
         "example": example,
     }
@@ -168,7 +170,18 @@ _EVENT = {
         "eventDate": _ref("EventDate"),
         "trackerId": _ref("TrackerId"),
         "nonce": _ref("Nonce"),
+        "consent": _ref("Consent"),
     },
+}
+_CONSENT = {
+    "description": "The purposes the person consented to (analytics, advertising, personalisation): a list, or an "
+    "object of purpose → true/false. [] grants none. Absent: the source's default applies. A route needing a "
+    "purpose not granted records its delivery as suppressed (never sent). Anything else keeps the event as invalid.",
+    "oneOf": [
+        {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}},
+        {"type": "object", "additionalProperties": {"type": "boolean"}},
+    ],
+    "example": ["analytics", "personalisation"],
 }
 _FIELD_ERROR = {
     "type": "object",
@@ -306,6 +319,27 @@ def openapi_document(*, event_types: list, limit: int, batch: int, server_url: s
         "Event": _EVENT,
         "EventDate": _EVENT_DATE,
         "TrackerId": _TRACKER_ID,
+        "Consent": _CONSENT,
+        "ConsentUpdate": {
+            "type": "object",
+            "required": ["consent"],
+            "additionalProperties": False,
+            "description": "Exactly one of email and trackerId.",
+            "properties": {
+                "email": {"type": "string", "maxLength": 254, "example": "kate@example.com"},
+                "trackerId": _ref("TrackerId"),
+                "consent": _ref("Consent"),
+            },
+        },
+        "ConsentUpdateResult": {
+            "type": "object",
+            "required": ["consent", "events", "suppressed"],
+            "properties": {
+                "consent": {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}},
+                "events": {"type": "integer", "description": "Events about the person"},
+                "suppressed": {"type": "integer", "description": "Deliveries suppressed by this update"},
+            },
+        },
         "Nonce": _NONCE,
         "FieldError": _FIELD_ERROR,
         "Result": _RESULT,
@@ -380,6 +414,27 @@ def openapi_document(*, event_types: list, limit: int, batch: int, server_url: s
                     "parameters": [_ENCODING],
                     "requestBody": body,
                     "responses": _responses("Result", "InvalidResult"),
+                }
+            },
+            "/api/v1/consent": {
+                "post": {
+                    "summary": "A person's consent as it stands now: what it no longer allows is suppressed",
+                    "description": "Name the person by email (a value anywhere in their events' data, any case) "
+                    "or trackerId. Every event about them takes this consent; each pending or retrying delivery "
+                    "it no longer allows is suppressed (never sent). Events still to come carry their own.",
+                    "operationId": "consent_update",
+                    "parameters": [_ENCODING],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ConsentUpdate")}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Recorded",
+                            "content": {"application/json": {"schema": _ref("ConsentUpdateResult")}},
+                        },
+                        **{k: v for k, v in _responses("Result", "InvalidResult").items() if k not in ("202", "422")},
+                    },
                 }
             },
             "/api/v1/events/batch": {

@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 
+from .consent import PURPOSE_LABELS, PURPOSES, default_route_purposes
 from .models import EventType, Route, VendorConnection
 from .services.routes import (
     ENVELOPE_PATHS,
@@ -17,7 +18,7 @@ from .services.routes import (
     route_source_problems,
     source_problem,
 )
-from .vendors import acquia, algonomy, tracardi, tracify
+from .vendors import acquia, algonomy, tracardi, tracify, vendor_class
 from .vendors.base import CONTEXT_HEADS, CONTEXT_PATHS
 
 # Reference: tracking/vendors/base.py resolve_path (the grammar every vendor module reads).
@@ -148,9 +149,9 @@ SPECS: dict[str, RouteSpec] = {
         event_name_help="One of Algonomy's 15 events: its required eventData fields are checked before each send.",
         mapping_help=(
             "Body path → source, e.g. customer.email ← data.email, eventData.orderId ← data.order_id; "
-            "eventData ← data.checkout takes a whole object. Without any eventData row the event's data is the "
-            "eventData. The customer is required. The hub sets srcId, srcType, requestTime, eventDateTime and "
-            "clientCorrelatorId (the event's nonce)."
+            "eventData ← data.checkout takes a whole object (eventData ← data: all of the event's data). Without "
+            "any eventData row the eventData is {} (only what is mapped is sent). The customer is required. "
+            "The hub sets srcId, srcType, requestTime, eventDateTime and clientCorrelatorId (the event's nonce)."
         ),
         attributes=(
             "customer.email",
@@ -178,7 +179,10 @@ SPECS: dict[str, RouteSpec] = {
         event_name_help=(
             "The event type in the collector URL (/collect/<event type>/<source id>); empty = the event type reference."
         ),
-        mapping_help="Property → source. Without any row the event's data is sent as the properties.",
+        mapping_help=(
+            "Property → source; only the mapped properties are sent. A * row spreads an object: * ← data sends all "
+            "of the event's data as properties."
+        ),
         options=(
             Option(
                 "method",
@@ -267,6 +271,16 @@ class RouteForm(forms.Form):
             "one its events will carry (ingest keeps extra keys) before any has been logged."
         ),
     )
+    purposes = forms.MultipleChoiceField(
+        choices=[(p, PURPOSE_LABELS[p]) for p in PURPOSES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Consent needed",
+        help_text=(
+            "An event goes this way only if its person consented to every purpose ticked; otherwise its delivery is "
+            "recorded as suppressed (never sent). None ticked: no consent needed."
+        ),
+    )
     session_path = forms.CharField(
         required=False,
         label="Session id from",
@@ -289,12 +303,20 @@ class RouteForm(forms.Form):
                 if route.connection.kind == "tracardi"
                 else "",
             }
+            initial["purposes"] = list(route.purposes or [])
             initial.update({f"option_{k}": v for k, v in route.options.items()})
             # A route saved with sources its type does not declare stays editable as it was saved.
             initial["undeclared_ok"] = bool(route_source_problems(event_type=route.event_type, mapping=route.mapping))
         super().__init__(data, initial=initial)
         connection = self.selected_connection()
         self.kind = connection.kind if connection else ""
+        if route is None and "purposes" not in (preset or {}):
+            # A new route: the vendor kind's usual purposes, ticked (issue 15), changed as staff see fit. Until the
+            # page has shown the boxes for this vendor kind (purposes_shown), its defaults stand for the typed value.
+            self.initial["purposes"] = default_route_purposes(self.kind)
+            if data is not None and data.get("purposes_shown") != self.kind:  # shown for another vendor, or not yet
+                self.data = data.copy()
+                self.data.setlist("purposes", default_route_purposes(self.kind))
         self.spec = route_spec(self.kind)
         for option in self.spec.options:
             name = f"option_{option.name}"
@@ -438,7 +460,13 @@ class RouteForm(forms.Form):
                     self.add_error("session_path", "Name a path of the event (e.g. data.session), not a constant.")
         for problem in route_problems(connection=connection, event_type=event_type, **values):
             self.add_error(None, problem)
-        self.values = {**values, "event_type": event_type, "connection": connection, "enabled": cleaned["enabled"]}
+        self.values = {
+            **values,
+            "event_type": event_type,
+            "connection": connection,
+            "enabled": cleaned["enabled"],
+            "purposes": list(cleaned.get("purposes") or []),
+        }
         return cleaned
 
     # -- what the templates show ----------------------------------------------------------------------------
@@ -447,6 +475,16 @@ class RouteForm(forms.Form):
         if self.kind != "algonomy":
             return ()
         return algonomy.REQUIRED_EVENT_DATA.get(str(self["vendor_event_name"].value() or ""), ())
+
+    def received_fields(self) -> list[str]:
+        """The event's fields the vendor receives under the route as typed (data minimisation), in words."""
+        if not self.kind:
+            return []
+        try:
+            sources = vendor_class(self.kind).received_sources(self.route_values()["mapping"])
+        except LookupError:
+            return []
+        return ["all of the event's data" if s == "data" else s for s in sources]
 
     def option_fields(self) -> list[forms.BoundField]:
         return [self[f"option_{o.name}"] for o in self.spec.options]

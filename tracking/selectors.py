@@ -122,7 +122,7 @@ class DeliveryBadge:
     status: str  # a Delivery status, or "trashed" (Webmarketer trashed it and nobody resolved that yet)
     label: str
 
-    MARKS = {"delivered": "✓", "failed": "✗", "trashed": "trashed", "cancelled": "–"}
+    MARKS = {"delivered": "✓", "failed": "✗", "trashed": "trashed", "cancelled": "–", "suppressed": "⊘"}
 
     @property
     def mark(self) -> str:
@@ -407,7 +407,7 @@ def chart_deliveries(window: Window) -> dict[str, Any]:
     )
     names = _connection_names(c for c, _, _ in rows)
     order = list(names)
-    statuses = [s for s in ("delivered", "failed", "cancelled") if any(st == s for _, st, _ in rows)]
+    statuses = [s for s in ("delivered", "failed", "cancelled", "suppressed") if any(st == s for _, st, _ in rows)]
     datasets = []
     for status in statuses:
         data = [0] * len(order)
@@ -580,7 +580,9 @@ def _when(value: str | None) -> datetime | None:
         return None
 
 
-def bulk_replay_deliveries(*, criteria: dict, include_delivered: bool = False) -> QuerySet[Delivery]:
+def bulk_replay_deliveries(
+    *, criteria: dict, include_delivered: bool = False, _statuses: tuple[str, ...] = ()
+) -> QuerySet[Delivery]:
     """The deliveries a bulk replay handles: of the ticked events (`event_ids`) or of the events the log's
     `filters` match (type, status, window as ISO datetimes, text; delivery status and connection apply to the
     delivery itself), latest generation among those up to `max_id` (what existed when the job was made)."""
@@ -611,7 +613,12 @@ def bulk_replay_deliveries(*, criteria: dict, include_delivered: bool = False) -
     if max_id:
         newer = newer.filter(pk__lte=max_id)
     statuses = (*BULK_REPLAYABLE, "delivered") if include_delivered else BULK_REPLAYABLE
-    return deliveries.filter(status__in=statuses).exclude(Exists(newer)).order_by()
+    return deliveries.filter(status__in=_statuses or statuses).exclude(Exists(newer)).order_by()
+
+
+def bulk_replay_suppressed(*, criteria: dict) -> QuerySet[Delivery]:
+    """The suppressed deliveries (no consent) of a bulk replay's selection: never replayed, counted."""
+    return bulk_replay_deliveries(criteria=criteria, _statuses=("suppressed",))
 
 
 def bulk_replay_delivered_connections(*, criteria: dict) -> list[VendorConnection]:

@@ -87,3 +87,11 @@ def bulk_replay_task(job_id: int) -> bool:
     if more:
         bulk_replay_task.delay(job_id)
     return more
+
+
+@shared_task(name="tracking.retention", acks_late=True, autoretry_for=(OperationalError,), max_retries=3)
+def retention() -> dict[str, int]:
+    """Redact the personal data of events past their retention, in batches (time-boxed per run)."""
+    from .services.privacy import retention_redact
+
+    return retention_redact()

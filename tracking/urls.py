@@ -14,6 +14,7 @@ from .views import (
     leads,
     live,
     offline,
+    privacy,
     routes,
     sources,
     trash,
@@ -51,8 +52,6 @@ console = [
     path(
         "connections/<int:pk>/circuit-reset", connections.connection_circuit_reset_view, name="connection-circuit-reset"
     ),
-    path("sources/", sources.source_list, name="source-list"),
-    path("sources/<int:pk>/segment", sources.source_segment, name="source-segment"),
     path("leads/", leads.lead_list, name="lead-list"),
     path("leads/<uuid:uuid>/", leads.lead_detail, name="lead-detail"),
     path("leads/<uuid:uuid>/changes", leads.lead_change, name="lead-change"),
@@ -76,11 +75,19 @@ console = [
     path("offline/send", offline.offline_send, name="offline-send"),
     path("offline/import", offline.offline_import, name="offline-import"),
     path("offline/node-row", offline.offline_node_row, name="offline-node-row"),
+    path("privacy/", privacy.privacy_page, name="privacy"),
+    path("privacy/consent", privacy.privacy_consent, name="privacy-consent"),
+    path("privacy/erase", privacy.privacy_erase, name="privacy-erase"),
+    path("sources/", sources.source_list, name="source-list"),
+    path("sources/new/", sources.source_new, name="source-new"),
+    path("sources/<int:pk>/", sources.source_detail, name="source-detail"),
+    path("sources/<int:pk>/segment", sources.source_segment, name="source-segment"),
 ]
 
 urlpatterns = [
     path("api/v1/events", api.event_create, name="api-event-create"),
     path("api/v1/events/batch", api.event_batch_create, name="api-event-batch-create"),
+    path("api/v1/consent", api.consent_update_view, name="api-consent"),
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("api/v1/docs", api_docs.api_docs, name="api-docs"),
     # The Segment HTTP Tracking API (tracking/api_segment.py): Segment's libraries with the hub as their host.

@@ -91,8 +91,9 @@ def test_the_hubs_module_talks_to_it_end_to_end(client, account):
     now = datetime.now(UTC)
     request = vendor.token_request(now)
     token = vendor.parse_token(client.post(request.url, data=request.form), now).value
+    mapping = {"customer.customerCode": "=100", "eventData.customerCode": "data.customerCode"}
     event = OutgoingEvent(key=1, nonce="n1", event_type="login", event_date=now, data={"customerCode": "100"},
-                          vendor_event_name="eventLogin", mapping={"customer.customerCode": "=100"})  # fmt: skip
+                          vendor_event_name="eventLogin", mapping=mapping)  # fmt: skip
 
     (sent,) = vendor.build([event], token)
     response = client.post(sent.url, json=sent.json, headers=sent.headers)

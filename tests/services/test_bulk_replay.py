@@ -58,7 +58,13 @@ def test_a_job_over_a_filter_replays_only_the_failed_ones_of_that_connection(rou
     assert Delivery.objects.filter(generation=1, connection=tracify, status="pending").count() == 5
     assert not Delivery.objects.filter(generation=1).exclude(connection=tracify).exists()
     audit = AuditEntry.objects.get(action="bulk_replay.start")
-    assert audit.details == {"job": job.pk, "what": "tracify", "deliveries": 5, "include_delivered": False}
+    assert audit.details == {
+        "job": job.pk,
+        "what": "tracify",
+        "deliveries": 5,
+        "include_delivered": False,
+        "suppressed_skipped": 0,
+    }
     finish = AuditEntry.objects.get(action="bulk_replay.finish")
     assert finish.user == job.created_by and finish.details["replayed"] == 5
 

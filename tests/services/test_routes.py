@@ -227,7 +227,7 @@ def test_the_preview_calls_no_vendor_and_shows_no_secret():
         (vendor_connection_make("tracardi"), ""),
         (vendor_connection_make("tracify"), "pageview"),
     ]
-    mappings = {"acquia": {"Email": "data.email"}, "algonomy": {"customer.email": "data.email"}}
+    mappings = {"acquia": {"Email": "data.email"}, "algonomy": {"customer.email": "data.email", "eventData": "data"}}
 
     with respx.mock(assert_all_mocked=True, assert_all_called=False):  # any HTTP call would raise
         previews = [

@@ -233,15 +233,29 @@ def test_it_refuses_unknown_event_names_and_events_without_customer(vendor):
     assert "customer is required" in vendor.refusal(checkout(mapping={"eventData": "data.checkout"}))
 
 
-def test_the_event_data_is_the_events_data_when_not_mapped(vendor):
+def test_the_event_data_is_the_events_data_when_mapped_whole(vendor):
     event = checkout(
-        vendor_event_name="eventLogin", data={"customerCode": "100"}, mapping={"customer.customerCode": "=100"}
+        vendor_event_name="eventLogin",
+        data={"customerCode": "100"},
+        mapping={"customer.customerCode": "=100", "eventData": "data"},
     )
 
     (request,) = vendor.build([event], "tok")
 
     assert request.json["eventData"] == {"customerCode": "100"}
     assert request.json["customer"] == {"customerCode": "100"}
+
+
+def test_a_route_without_an_event_data_mapping_sends_no_email(vendor):
+    data = {"email": "kate@example.com", "ip": "203.0.113.7", "user_agent": "Mozilla/5.0"}
+    event = checkout(vendor_event_name="eventHomePage", data=data, mapping={"customer.customerCode": "=100"})
+
+    (request,) = vendor.build([event], "tok")
+
+    # The document's eventHomePage example sends {}: only what the route maps leaves the hub.
+    assert request.json["eventData"] == {}
+    assert "kate@example.com" not in request.recorded_body()
+    assert "203.0.113.7" not in request.recorded_body()
 
 
 def test_it_fails_a_refused_delivery_with_the_reason_instead_of_the_generic_message(vendor):

@@ -32,12 +32,27 @@ def page_view(key: int = 1, **overrides) -> OutgoingEvent:
 
 
 def test_it_posts_the_properties_to_collect_type_and_source(vendor):
-    (request,) = vendor.build([page_view()], None)
+    (request,) = vendor.build([page_view(mapping={"*": "data"})], None)
 
     # tracardi-webhooks.txt: POST /collect/EVENT-TYPE/SOURCE-ID, properties in the body.
     assert (request.method, request.url) == ("POST", f"{COLLECTOR}/collect/page-view/3b5c-source")
     assert request.json == DATA
     assert request.params is None and request.keys == (1,)
+
+
+def test_it_sends_no_property_the_route_does_not_map(vendor):
+    (request,) = vendor.build([page_view()], None)
+
+    # Data minimisation: without a mapping, nothing of the event's data leaves the hub.
+    assert request.json == {}
+
+
+def test_a_spread_and_mapped_properties_add_up_the_mapped_ones_winning(vendor):
+    event = page_view(mapping={"*": "data", "page": "=/home", "value": "data.amount"})
+
+    (request,) = vendor.build([event], None)
+
+    assert request.json == {**DATA, "page": "/home", "value": 12.5}
 
 
 def test_it_adds_the_session_named_by_the_mapping(vendor):
@@ -51,7 +66,7 @@ def test_it_adds_the_session_named_by_the_mapping(vendor):
 
 
 def test_it_goes_without_session_when_the_event_has_none(vendor):
-    event = page_view(data={"page": "/"}, mapping={"session_id": "data.session"})
+    event = page_view(data={"page": "/"}, mapping={"session_id": "data.session", "*": "data"})
 
     (request,) = vendor.build([event], None)
 
@@ -60,7 +75,7 @@ def test_it_goes_without_session_when_the_event_has_none(vendor):
 
 
 def test_it_sends_the_properties_as_a_query_with_get(vendor):
-    event = page_view(options={"method": "get"}, mapping={"session_id": "data.session"})
+    event = page_view(options={"method": "get"}, mapping={"session_id": "data.session", "*": "data"})
 
     (request,) = vendor.build([event], None)
 

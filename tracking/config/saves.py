@@ -17,6 +17,7 @@ from django.http import QueryDict
 
 from ..connection_forms import SPECS as CONNECTION_SPECS
 from ..connection_forms import ConnectionForm
+from ..consent import default_route_purposes
 from ..models import EventType, Route, Source, VendorConnection
 from ..route_forms import RouteForm, mapping_rows, route_spec
 from ..services.audit import audit_record
@@ -210,6 +211,11 @@ def route_save(
         data["enabled"] = "on"
     if keep_undeclared_sources:
         data["undeclared_ok"] = "on"
+    purposes = merged.pop("purposes", None)
+    if purposes is None:
+        purposes = route.purposes if route is not None else default_route_purposes(connection.kind)
+    data.setlist("purposes", [_text(p) for p in purposes])
+    data["purposes_shown"] = connection.kind  # the list stands as given (not the new route's ticked defaults)
     if spec.session and tracardi.SESSION_KEY in mapping:
         data["session_path"] = _text(mapping.pop(tracardi.SESSION_KEY))
     if session_path is not None:

@@ -154,7 +154,15 @@ SOURCES = Section(
     name="sources",
     singular="source",
     keys=("name",),
-    attrs=(Attr("enabled", BOOL, True),),
+    attrs=(
+        Attr("enabled", BOOL, True),
+        Attr(
+            "default_consent",
+            LIST,
+            [],
+            help="Purposes its events grant when they carry no consent of their own ([]: deny-all).",
+        ),
+    ),
     records=lambda: Source.objects.order_by("name"),
     ident=lambda s: (s.name,),
     values=lambda s: {},
@@ -171,6 +179,12 @@ ROUTES = Section(
         Attr("enabled", BOOL, True),
         Attr("mapping", MAP, {}),
         Attr("options", MAP, {}),
+        Attr(
+            "purposes",
+            LIST + NONE,
+            None,
+            help="Consent purposes an event needs to go this way; left out: the vendor kind's usual ones.",
+        ),
         Attr("keep_undeclared_sources", BOOL, False, read=keep_undeclared_sources, stored=False),
     ),
     records=lambda: Route.objects.select_related("event_type", "connection").order_by(

@@ -14,7 +14,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from ..models import BulkReplay, Delivery
-from ..selectors import bulk_replay_deliveries
+from ..selectors import bulk_replay_deliveries, bulk_replay_suppressed
 from .audit import audit_record
 from .replay import delivery_replay_one
 from .wake import connections_wake
@@ -35,18 +35,27 @@ def bulk_replay_create(*, user, criteria: dict, include_delivered: bool = False,
     """A job over the deliveries the criteria select now (later deliveries are never part of it), queued."""
     criteria = {**criteria, "max_id": Delivery.objects.aggregate(m=Max("pk"))["m"] or 0}
     total = bulk_replay_deliveries(criteria=criteria, include_delivered=include_delivered).count()
+    # Suppressed deliveries (no consent) are never replayed: counted, so the page says how many were skipped.
+    suppressed = bulk_replay_suppressed(criteria=criteria).count()
     job = BulkReplay.objects.create(
         created_by=user if getattr(user, "is_authenticated", False) else None,
         description=description[:300],
         criteria=criteria,
         include_delivered=include_delivered,
         total=total,
+        suppressed=suppressed,
     )
     audit_record(
         user=user,
         action="bulk_replay.start",
         target=job,
-        details={"job": job.pk, "what": description, "deliveries": total, "include_delivered": include_delivered},
+        details={
+            "job": job.pk,
+            "what": description,
+            "deliveries": total,
+            "include_delivered": include_delivered,
+            "suppressed_skipped": suppressed,
+        },
     )
     _enqueue(job.pk)
     return job
@@ -69,7 +78,13 @@ def _finish(job: BulkReplay, status: str) -> None:
     """End the job, and say in the audit trail how many it replayed (on behalf of who asked for it)."""
     job.status, job.finished_at = status, timezone.now()
     job.save(update_fields=["status", "finished_at"])
-    details = {"job": job.pk, "status": status, "replayed": job.done, "not_replayed": job.failed}
+    details = {
+        "job": job.pk,
+        "status": status,
+        "replayed": job.done,
+        "not_replayed": job.failed,
+        "suppressed_skipped": job.suppressed,
+    }
     audit_record(user=job.created_by, action="bulk_replay.finish", target=job, details=details)
 
 
@@ -103,7 +118,7 @@ def bulk_replay_chunk(*, job_id: int, size: int = CHUNK) -> bool:
                 job.done += 1  # replayed meanwhile (another replay): nothing owed twice
                 continue
             new, why = delivery_replay_one(latest=delivery, include_delivered=job.include_delivered)
-            if new is None:
+            if new is None:  # e.g. the person's consent no longer allows it (replay.CONSENT_SKIP, with the reason)
                 job.failed += 1
                 if len(reasons) < REASONS_KEPT:
                     reasons.append(f"{delivery.event.uuid} {why}")

@@ -23,6 +23,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
+from ..consent import missing_purposes, suppressed_reason
 from ..errors import where
 from ..models import Attempt, Delivery, LeadDelivery, VendorConnection, VendorKind
 from ..vendors import vendor_class
@@ -164,6 +165,11 @@ def deliveries_claim(*, connection_id: int, limit: int) -> list[Delivery]:
         .annotate(event_data=Cast("event__data", TextField()))
         .order_by("id")
     )
+
+
+def delivery_consent_missing(delivery: Delivery) -> list[str]:
+    """The purposes the delivery's route needs that its event's consent (as it stands) does not grant."""
+    return missing_purposes(delivery.route.purposes if delivery.route else (), delivery.event.consent)
 
 
 class Unreadable(ValueError):
@@ -622,7 +628,17 @@ def connection_dispatch(*, connection_id: int) -> int:
                 status=Delivery.Status.CANCELLED, claimed_at=None, last_error="cancelled: route disabled"
             )
             deliveries_finished([(d, Delivery.Status.CANCELLED) for d in claimed if d.pk in stopped], at=timezone.now())
-    deliveries = {d.pk: d for d in claimed if d.pk not in stopped}
+    # Consent withdrawn after it was queued (consent_update suppresses the due ones; this catches a race with it).
+    if refused := {d.pk: m for d in claimed if d.pk not in stopped and (m := delivery_consent_missing(d))}:
+        with transaction.atomic():
+            for pk, missing in refused.items():
+                Delivery.objects.filter(pk=pk, status=Delivery.Status.SENDING).update(
+                    status=Delivery.Status.SUPPRESSED, claimed_at=None, last_error=suppressed_reason(missing)
+                )
+            deliveries_finished(
+                [(d, Delivery.Status.SUPPRESSED) for d in claimed if d.pk in refused], at=timezone.now()
+            )
+    deliveries = {d.pk: d for d in claimed if d.pk not in stopped and d.pk not in refused}
     if not deliveries:
         return len(claimed)
     events, unreadable = [], []

@@ -25,6 +25,9 @@ TRASHED = 3
 # Runs of dispatch per connection at most (each claims a batch): the demo's traffic fits in a few.
 MAX_RUNS = 50
 FAILING_VENDOR = "tracardi"
+# The demo's purchase without advertising consent: its page shows the suppressed deliveries and why.
+NO_ADS_NONCE = "demo-no-advertising"
+NO_ADS_CONSENT = ["analytics", "personalisation"]
 FAILURE = "source 'shop' is disabled in Tracardi: enable it or route purchase elsewhere"
 
 
@@ -96,6 +99,9 @@ def demo_story(
         items.append(
             {"eventType": "call-me-back", "data": {"phone": "+32 470 12 34 56", "first_name": "Sun"}, "trackerId": "t"}
         )
+        # A shopper who refused advertising cookies: Webmarketer and Tracify (attribution) are suppressed, never sent.
+        no_ads = purchase_data("Sun", "Kwon", 50, (1, 0, 0))
+        items.append({"eventType": "purchase", "data": no_ads, "nonce": NO_ADS_NONCE, "consent": NO_ADS_CONSENT})
         # And one the hub keeps as invalid itself (never sent): the event log shows why.
         items.append({"eventType": "contact-form", "data": {"email": "not-an-email", "message": "hi"}})
         results = events_ingest(source=source, items=items)
@@ -135,12 +141,14 @@ def demo_story(
             break
 
     failed = Delivery.objects.filter(status=Delivery.Status.FAILED, event__source=source).count()
+    suppressed = Delivery.objects.filter(status=Delivery.Status.SUPPRESSED, event__source=source).count()
     summary = DemoSummary(
         events=Event.objects.filter(source=source).count(), trashed=pulled.stored, failed=failed, leads=len(leads)
     )
     out(
         f"Demo traffic: {summary.events} events posted and sent to the sandbox; {summary.trashed} in the trash inbox "
         f"(Webmarketer now requires a phone on contact-form: fix and replay), {summary.failed} failed delivery "
-        f"({FAILING_VENDOR}), {summary.leads} leads moved on (qualified; converted with turnover)."
+        f"({FAILING_VENDOR}), {summary.leads} leads moved on (qualified; converted with turnover), {suppressed} "
+        f"deliveries suppressed (a purchase without advertising consent: nonce {NO_ADS_NONCE})."
     )
     return summary

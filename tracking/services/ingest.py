@@ -11,12 +11,14 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from ..consent import ConsentError, consent_parse, missing_purposes, suppressed_reason
 from ..models import Delivery, Event, EventType, Route, Source
 from ..schema import FieldError, parse_rfc3339, storable_copy, validate_data
-from .rollups import events_counted
+from .audit import audit_record
+from .rollups import deliveries_finished, events_counted
 from .wake import connections_wake
 
-ENVELOPE_KEYS = {"eventType", "data", "eventDate", "trackerId", "nonce"}
+ENVELOPE_KEYS = {"eventType", "data", "eventDate", "trackerId", "nonce", "consent"}
 # eventType, trackerId and nonce: the length of their columns.
 MAX_TEXT = 200
 
@@ -64,11 +66,34 @@ def source_authenticate(token: str) -> Source | None:
     return source
 
 
-def source_create(*, name: str) -> tuple[Source, str]:
-    """A new source and its token (shown once: only its hash is kept)."""
+@transaction.atomic
+def source_create(*, name: str, default_consent: list[str] | None = None, user=None) -> tuple[Source, str]:
+    """A new source and its token (shown once: only its hash is kept); audited. `default_consent`: the purposes its
+    events grant when they carry no consent of their own; none given: deny-all ([])."""
     token = "hub_" + secrets.token_urlsafe(32)
-    source = Source.objects.create(name=name, token_hash=Source.hash_token(token), token_prefix=token[:10])
+    source = Source.objects.create(
+        name=name,
+        token_hash=Source.hash_token(token),
+        token_prefix=token[:10],
+        default_consent=consent_parse(list(default_consent or [])),
+    )
+    audit_record(user=user, action="source.create", target=source, details={"default_consent": source.default_consent})
     return source, token
+
+
+@transaction.atomic
+def source_consent_update(*, source: Source, default_consent: list[str], user=None) -> Source:
+    """Change what the source's events grant when they carry no consent (events stored before keep theirs)."""
+    before = list(source.default_consent or [])
+    source.default_consent = consent_parse(list(default_consent))
+    source.save(update_fields=["default_consent"])
+    audit_record(
+        user=user,
+        action="source.consent",
+        target=source,
+        details={"default_consent": source.default_consent, "before": before},
+    )
+    return source
 
 
 def source_rotate_token(*, source: Source) -> str:
@@ -152,6 +177,12 @@ def _prepare(item: Any, problems: list[FieldError], event_types: dict[str, Event
     unknown = sorted(set(item) - ENVELOPE_KEYS)
     if unknown:
         errors.append(FieldError("event", f"unknown keys: {', '.join(unknown)}"))
+    consent, origin = None, None
+    if "consent" in item:
+        try:
+            consent, origin = consent_parse(item["consent"]), "event"
+        except ConsentError as exc:
+            errors.append(FieldError("consent", str(exc), item["consent"]))
 
     return Event(
         nonce=nonce,
@@ -163,6 +194,8 @@ def _prepare(item: Any, problems: list[FieldError], event_types: dict[str, Event
         received_at=now,
         status=Event.Status.INVALID if errors else Event.Status.OK,
         errors=[e.as_dict() for e in errors],
+        consent=consent,
+        consent_origin=origin,
     )
 
 
@@ -217,6 +250,9 @@ def _ingest(source: Source | None, copies: list[tuple]) -> list[IngestResult]:
     for event in prepared:
         event.source = source
         event.vendor_nonce = Event.vendor_nonce_for(source.pk if source else None, event.nonce)
+        if event.consent_origin is None and source is not None:
+            # No consent of its own: the source's default, copied (a later change of the default is no consent).
+            event.consent, event.consent_origin = list(source.default_consent or []), "source"
 
     # Idempotency is per source: another source's event with the same nonce is another event.
     existing = _known(source, [e.nonce for e in prepared])
@@ -237,19 +273,52 @@ def _ingest(source: Source | None, copies: list[tuple]) -> list[IngestResult]:
 
 
 def _deliveries_create(events: Iterable[Event]) -> None:
-    """One pending delivery per enabled route of each event's type: the outbox rows."""
+    """One pending delivery per enabled route of each event's type: the outbox rows. A route needing a purpose
+    the event's consent does not grant gets a `suppressed` delivery instead (never sent, never retried), counted
+    at once in the dashboard's rollups."""
     events = list(events)
     if not events:
         return
-    routes = list(
-        Route.objects.filter(
-            event_type__in={e.event_type_id for e in events}, enabled=True, connection__enabled=True
-        ).values_list("pk", "connection_id")
-    )
+    routes: dict[int, list[Route]] = {}
+    for route in Route.objects.filter(
+        event_type__in={e.event_type_id for e in events}, enabled=True, connection__enabled=True
+    ).only("pk", "event_type_id", "connection_id", "purposes"):
+        routes.setdefault(route.event_type_id, []).append(route)
     if not routes:
         return
-    _outbox_insert([e.pk for e in events], [pk for pk, _ in routes])
-    connections_wake({connection_id for _, connection_id in routes})
+    # Events every route of theirs may receive (the usual case): their outbox rows made by the database in one
+    # statement. An event some route's purposes exclude: its rows one by one, the excluded ones suppressed.
+    allowed, checked = [], []
+    for e in events:
+        event_routes = routes.get(e.event_type_id, [])
+        if any(missing_purposes(r.purposes, e.consent) for r in event_routes):
+            checked.append(e)
+        elif event_routes:
+            allowed.append(e)
+    woken = {r.connection_id for e in allowed for r in routes[e.event_type_id]}
+    if allowed:
+        _outbox_insert([e.pk for e in allowed], [r.pk for rs in routes.values() for r in rs])
+    deliveries = []
+    for e in checked:
+        for r in routes[e.event_type_id]:
+            missing = missing_purposes(r.purposes, e.consent)
+            deliveries.append(
+                Delivery(
+                    event=e,
+                    connection_id=r.connection_id,
+                    route=r,
+                    nonce=e.vendor_nonce,
+                    created_at=e.received_at,
+                    next_attempt_at=e.received_at,
+                    status=Delivery.Status.SUPPRESSED if missing else Delivery.Status.PENDING,
+                    last_error=suppressed_reason(missing) if missing else "",
+                )
+            )
+    Delivery.objects.bulk_create(deliveries)
+    suppressed = [d for d in deliveries if d.status == Delivery.Status.SUPPRESSED]
+    if suppressed:
+        deliveries_finished([(d, d.status) for d in suppressed], at=timezone.now())
+    connections_wake(woken | {d.connection_id for d in deliveries if d.status == Delivery.Status.PENDING})
 
 
 # Columns of the outbox row the database takes from the event (e) and its route (r); every other column gets its

@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from ..consent import missing_purposes
 from ..models import Delivery, Event, Route, VendorConnection
 from ..vendors import vendor_class
 from .audit import audit_record
 from .rollups import deliveries_finished
 from .routes import route_deliveries_cancel  # noqa: F401 (importing routes connects its Route signals)
 from .wake import connections_wake
+
+# The reason a replay gives when the person's consent no longer allows the route (bulk replay counts these).
+CONSENT_SKIP = "not replayed, no consent for"
 
 
 def dedups_by_nonce(kind: str) -> bool:
@@ -81,6 +85,11 @@ def delivery_replay_one(*, latest: Delivery, include_delivered: bool = False) ->
     route, why = _replay_route(latest, event)
     if route is None:
         return None, why
+    # Consent as it stands now (read again: a withdrawal may have come since the caller loaded the event).
+    consent = Event.objects.filter(pk=event.pk).values_list("consent", flat=True).first()
+    if missing := missing_purposes(route.purposes, consent):
+        # A person who withdrew their consent is never sent to again, replay or not.
+        return None, f"{name}: {CONSENT_SKIP} {', '.join(missing)}"
     if latest.status in Delivery.DUE_STATUSES:
         # Still owed: the new generation takes its place. Conditional, so a run that claimed it meanwhile wins.
         superseded = Delivery.objects.filter(pk=latest.pk, status__in=Delivery.DUE_STATUSES).update(

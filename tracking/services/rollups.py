@@ -23,7 +23,12 @@ from django.utils import timezone
 
 from ..models import Delivery, Event, HourlyCount, LatencyCount, LeadChange, TrashedEvent
 
-FINAL_STATUSES = (Delivery.Status.DELIVERED, Delivery.Status.FAILED, Delivery.Status.CANCELLED)
+FINAL_STATUSES = (
+    Delivery.Status.DELIVERED,
+    Delivery.Status.FAILED,
+    Delivery.Status.CANCELLED,
+    Delivery.Status.SUPPRESSED,
+)
 REASON_LIMIT = 200
 # Ids per UPDATE … WHERE id IN (…) when closing many deliveries (SQLite allows 32,766 parameters).
 CLOSE_CHUNK = 5000

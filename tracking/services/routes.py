@@ -17,6 +17,7 @@ from django.db.models.functions import Cast
 from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 
+from ..consent import default_route_purposes, purposes_sorted
 from ..models import Delivery, Event, EventType, Route, VendorConnection
 from ..schema import DATA_ENTITIES, ingestion_key
 from ..vendors import acquia, vendor_class
@@ -27,7 +28,7 @@ from .rollups import deliveries_close
 
 # Stands in for the access token in a preview: the hub never asks the vendor for one just to show a body.
 TOKEN_PLACEHOLDER = "[token]"  # noqa: S105 (a placeholder, not a secret)
-ROUTE_FIELDS = ("event_type", "connection", "vendor_event_name", "mapping", "options", "enabled")
+ROUTE_FIELDS = ("event_type", "connection", "vendor_event_name", "mapping", "options", "enabled", "purposes")
 
 
 # -- sources: what a mapping may read ---------------------------------------------------------------------
@@ -166,9 +167,11 @@ def route_create(
     mapping: dict | None = None,
     options: dict | None = None,
     enabled: bool = True,
+    purposes: list[str] | None = None,
     user=None,
 ) -> Route:
-    """A new route, checked by the vendor module first (ValidationError: nothing saved)."""
+    """A new route, checked by the vendor module first (ValidationError: nothing saved). `purposes`: the consent it
+    needs; None: the vendor kind's usual ones (consent.DEFAULT_ROUTE_PURPOSES)."""
     route = Route(
         event_type=event_type,
         connection=connection,
@@ -176,6 +179,7 @@ def route_create(
         mapping=mapping or {},
         options=options or {},
         enabled=enabled,
+        purposes=default_route_purposes(connection.kind) if purposes is None else purposes_sorted(purposes),
     )
     _check(route)
     _save(route)
@@ -257,6 +261,7 @@ def _details(route: Route) -> dict[str, Any]:
         "vendor_event_name": route.vendor_event_name,
         "mapping": route.mapping,
         "options": route.options,
+        "purposes": route.purposes,
         "enabled": route.enabled,
     }
 

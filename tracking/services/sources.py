@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from ..consent import consent_parse
 from ..models import Source
 from .audit import audit_record
 from .ingest import source_create, source_rotate_token
@@ -20,18 +21,19 @@ def source_fields() -> tuple[str, ...]:
 
 @transaction.atomic
 def source_add(*, name: str, user=None, **fields: Any) -> tuple[Source, str]:
-    """A new source with its token (shown once) and any other fields; model checks first, audited."""
+    """A new source with its token (shown once), its default consent (none given: deny-all; ConsentError for an
+    unknown purpose) and any other fields; model checks first, audited."""
     unknown = set(fields) - set(source_fields())
     if unknown:
         raise TypeError(f"source_add() got unknown fields: {', '.join(sorted(unknown))}")
+    default_consent = fields.pop("default_consent", None)
     probe = Source(name=name, **fields)
-    probe.full_clean(exclude=["token_hash", "token_prefix"])
-    source, token = source_create(name=name)
+    probe.full_clean(exclude=["token_hash", "token_prefix", "default_consent"])
+    source, token = source_create(name=name, default_consent=default_consent, user=user)  # audited there
     if fields:
         for key, value in fields.items():
             setattr(source, key, value)
         source.save()
-    audit_record(user=user, action="source.create", target=source, details={"fields": sorted(fields)})
     return source, token
 
 
@@ -42,6 +44,8 @@ def source_update(*, source: Source, user=None, **changes: Any) -> Source:
     unknown = set(changes) - set(source_fields())
     if unknown:
         raise TypeError(f"source_update() got unknown fields: {', '.join(sorted(unknown))}")
+    if "default_consent" in changes:
+        changes["default_consent"] = consent_parse(changes["default_consent"])
     changed = sorted(name for name, value in changes.items() if getattr(source, name) != value)
     for name, value in changes.items():
         setattr(source, name, value)

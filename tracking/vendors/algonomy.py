@@ -4,7 +4,8 @@ Reference: seeds/algonomy-rcdp-direct-api.txt.
 
 Route mapping: body path → source path, e.g. {"customer.email": "data.email", "session.sessionId":
 "data.session", "page.url": "data.url", "eventData.transactionId": "data.order_id"} or whole objects
-{"eventData": "data.checkout"}. Without any eventData entry the event's data is the eventData.
+{"eventData": "data.checkout"} ({"eventData": "data"}: all of the event's data). Without any eventData entry the
+eventData is {} (data minimisation: a vendor receives only what its route maps).
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ class Algonomy(Vendor):
         """The request body of one event: common fields, mapped context objects and eventData."""
         mapped = map_fields(event, event.mapping)
         if not any(k == "eventData" or k.startswith("eventData.") for k in event.mapping):
-            mapped["eventData"] = dict(event.data)
+            # Data minimisation: only what is mapped leaves the hub; the document's examples send {} (eventHomePage).
+            mapped["eventData"] = {}
         body: dict[str, Any] = {
             "srcId": self.settings.get("src_id"),
             "srcType": self.settings.get("src_type"),

@@ -285,6 +285,9 @@ class Vendor:
     dedups_by_nonce: ClassVar[bool] = False
     required_settings: ClassVar[tuple[str, ...]] = ()
     required_secrets: ClassVar[tuple[str, ...]] = ()
+    # The vendor's API for erasing a person, as its document names it; "" when the document has none (none of the
+    # five seeds has one): an erasure then lists the vendor so that staff ask it.
+    deletion_api: ClassVar[str] = ""
 
     def __init__(
         self, *, base_url: str, auth_url: str = "", settings: dict | None = None, secrets: dict | None = None
@@ -348,6 +351,22 @@ class Vendor:
     ) -> list[str]:
         """Problems of a route for this vendor (event_name: its vendor name, else the event type); [] if fine."""
         return []
+
+    @classmethod
+    def received_sources(cls, mapping: dict[str, Any]) -> list[str]:
+        """The event's paths a route with this mapping sends (data minimisation: what the route editor shows),
+        sorted; "data" alone means all of the event's data. Constants and item.<field> paths are left out."""
+        found: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                for inner in value.values():
+                    walk(inner)
+            elif isinstance(value, str) and value and not value.startswith("=") and not value.startswith("item"):
+                found.add(value)
+
+        walk(mapping)
+        return sorted(found)
 
     def classify(self, request: VendorRequest, response: httpx.Response) -> Result:
         return classify_status(response)

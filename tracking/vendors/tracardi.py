@@ -3,7 +3,8 @@
 Reference: seeds/tracardi-webhooks.txt.
 
 Route mapping: {"session_id": "data.session"} puts the event on that session (profile recreated); other
-entries (property → path) choose the properties, else the event's data is sent. Route options:
+entries (property → path) choose the properties, and only those are sent ({"*": "data"}: all of the event's data).
+Route options:
 {"method": "POST" | "GET"} (POST by default).
 """
 
@@ -20,6 +21,8 @@ from .base import ConfigurationError, OutgoingEvent, Result, Vendor, VendorReque
 from .base import resolve_path as resolve
 
 SESSION_KEY = "session_id"
+# {"*": "data"}: every key of the event's data as a property (what routes without a mapping sent before issue 15).
+ALL_KEY = "*"
 METHODS = ("POST", "GET")
 
 
@@ -50,8 +53,10 @@ class Tracardi(Vendor):
         return str(event.options.get("method") or "POST").upper()
 
     def properties(self, event: OutgoingEvent) -> dict[str, Any]:
-        mapping = {k: v for k, v in event.mapping.items() if k != SESSION_KEY}
-        return map_fields(event, mapping) if mapping else dict(event.data)
+        """The mapped properties only (data minimisation); "*" spreads an object of the event (e.g. "data")."""
+        mapping = {k: v for k, v in event.mapping.items() if k not in (SESSION_KEY, ALL_KEY)}
+        spread = resolve(event, event.mapping[ALL_KEY]) if ALL_KEY in event.mapping else None
+        return {**(spread if isinstance(spread, dict) else {}), **map_fields(event, mapping)}
 
     def refusal(self, event: OutgoingEvent) -> str:
         if self.method(event) not in METHODS:

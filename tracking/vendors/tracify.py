@@ -184,6 +184,11 @@ class Tracify(Vendor):
         return replace(classify_status(response), auth_expired=False)
 
     @classmethod
+    def received_sources(cls, mapping: dict[str, Any]) -> list[str]:
+        # The defaults fill every entry the route does not map; email, ip and user_agent leave only hashed.
+        return super().received_sources({**DEFAULT_MAPPING, **mapping})
+
+    @classmethod
     def validate_mapping(
         cls, event_name: str, mapping: dict[str, Any], options: dict[str, Any] | None = None
     ) -> list[str]:

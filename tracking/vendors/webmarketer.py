@@ -76,6 +76,11 @@ class Webmarketer(Vendor):
     required_settings = ("project_id",)
     required_secrets = ("service_account",)
 
+    @classmethod
+    def received_sources(cls, mapping: dict[str, Any]) -> list[str]:
+        # Reference: "Create an event": the event's data as its event type (mirrored from Webmarketer) defines it.
+        return ["data"]
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # (PEM text, parsed key): the text is compared so a changed secret is never signed with the old key.

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..models import BulkReplay, VendorConnection
-from ..selectors import bulk_replay_delivered_connections, bulk_replay_deliveries
+from ..selectors import bulk_replay_delivered_connections, bulk_replay_deliveries, bulk_replay_suppressed
 from ..services.bulk_replay import bulk_replay_cancel, bulk_replay_create
 from ..services.replay import vendors_without_dedup
 from .base import HtmxHttpRequest, day_bound, permission_required
@@ -59,6 +59,7 @@ def bulk_replay_new(request: HtmxHttpRequest) -> HttpResponse:
         "description": description,
         "count": count,
         "delivered": delivered,
+        "suppressed": bulk_replay_suppressed(criteria=criteria).count(),
         "without_dedup": vendors_without_dedup(delivered_at),
         "with_dedup": [c.name for c in delivered_at if not vendors_without_dedup([c])],
         "hidden": hidden,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tracking.consent import ConsentError
 from tracking.models import Source
 from tracking.services.sources import source_add, source_rotate
 
@@ -15,8 +16,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--rotate", action="store_true", help="Replace the token of an existing source.")
+        parser.add_argument(
+            "--consent",
+            default="",
+            help=(
+                "Purposes its events grant when they carry no consent of their own, comma-separated (analytics, "
+                "advertising, personalisation); none given: deny-all (their deliveries needing a purpose are "
+                "suppressed)."
+            ),
+        )
 
-    def handle(self, *args, name: str, rotate: bool, **options):
+    def handle(self, *args, name: str, rotate: bool, consent: str = "", **options):
         source = Source.objects.filter(name=name).first()
         if rotate:
             if source is None:
@@ -26,5 +36,10 @@ class Command(BaseCommand):
             return
         if source is not None:
             raise CommandError(f"a source named {name!r} exists already (--rotate gives it a new token)")
-        source, token = source_add(name=name)
-        self.stdout.write(f"Source {source.name} created. Its token (shown once, keep it safe):\n{token}")
+        try:
+            source, token = source_add(name=name, default_consent=[p for p in consent.split(",") if p.strip()])
+        except ConsentError as exc:
+            raise CommandError(str(exc)) from None
+        applies = ", ".join(source.default_consent) or "none (deny-all)"
+        self.stdout.write(f"Source {source.name} created; events without consent grant: {applies}.")
+        self.stdout.write(f"Its token (shown once, keep it safe):\n{token}")
