@@ -54,7 +54,10 @@ def test_the_export_names_each_secret_and_where_to_read_it_never_its_value(stagi
     }
     assert item(document, "connections", name="tracardi-self")["secrets"] == {}
     # Sources by name, never a token (nor its hash or prefix).
-    assert document["sources"] == [{"name": "crm", "enabled": True}, {"name": "website", "enabled": True}]
+    assert document["sources"] == [
+        {"name": "crm", "enabled": True, "default_consent": []},
+        {"name": "website", "enabled": True, "default_consent": []},
+    ]
     for source in Source.objects.all():
         assert source.token_hash not in text and source.token_prefix not in text
 
