@@ -17,7 +17,8 @@ os.environ.setdefault("HUB_VAR_DIR", str(ROOT / "var" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 sys.path.insert(0, str(ROOT))
 N = int(os.environ.get("BENCH_EVENTS", "2000"))
-PORT = 8799
+# The sandbox's port: BENCH_SANDBOX_PORT, so that benches of several checkouts on one machine do not collide.
+PORT = int(os.environ.get("BENCH_SANDBOX_PORT", "8799"))
 # The sandbox is on loopback, which the hub refuses to send to unless the egress allow-list names it.
 os.environ.setdefault("HUB_EGRESS_ALLOW", f"127.0.0.1:{PORT}")
 

@@ -112,6 +112,7 @@ def test_the_dispatch_does_not_go_again_at_once_after_a_run_that_only_failed(con
 
 def test_the_dispatch_goes_again_after_a_run_that_delivered(connection, vendor, monkeypatch, settings):
     settings.HUB_DISPATCH_BATCH = 2
+    settings.HUB_RUN_SLICE_SECONDS = 0  # one batch per run
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
     contact_forms_ingest(connection, n=3)
     again = []
