@@ -46,7 +46,7 @@ CIRCUIT_COOLDOWN = timedelta(seconds=30)
 #   one closes it and the next run takes a full batch;
 # - its dispatch does not go again at once after such a run (tasks.dispatch_connection): the next wake, the
 #   sweep or the backoff brings the next probe;
-# - a connection has one run at a time (run_in_flight): it never holds more than one worker process.
+# - a failing connection has one run at a time (runs_allowed): it never holds more than one worker process.
 RUN_STOP_FAILURES = CIRCUIT_THRESHOLD
 # The backoff doubles per attempt up to the connection's cap; past 2**60 the cap has long been reached
 # (and 2**1024 overflows a float).
@@ -696,10 +696,31 @@ def _send_run(
 def run_in_flight(connection_id: int) -> bool:
     """Another run of the connection is sending: rows of it claimed within HUB_STUCK_AFTER_SECONDS (older ones
     are the sweep's to take back)."""
+    return _in_flight(connection_id).exists()
+
+
+def _in_flight(connection_id: int) -> QuerySet:
     since = timezone.now() - timedelta(seconds=settings.HUB_STUCK_AFTER_SECONDS)
-    return (
-        in_flight_before(Delivery, timezone.now()).filter(connection_id=connection_id, claimed_at__gte=since).exists()
+    return in_flight_before(Delivery, timezone.now()).filter(connection_id=connection_id, claimed_at__gte=since)
+
+
+def runs_in_flight(connection_id: int) -> int:
+    """Runs of the connection sending now: every row of a run carries the run's claim stamp (in-flight index)."""
+    return _in_flight(connection_id).values("claimed_at").distinct().count()
+
+
+def runs_allowed(connection: VendorConnection, limit: int) -> int:
+    """How many runs the connection may have at once: HUB_RUNS_PER_CONNECTION while it is healthy and has at least
+    HUB_BACKLOG_BATCHES batches due (a bounded count), else one: a failing connection never holds more than one
+    worker process, and a short queue gains nothing from two."""
+    most = max(1, settings.HUB_RUNS_PER_CONNECTION)
+    if most == 1 or connection_failing(connection):
+        return 1
+    backlog = max(1, settings.HUB_BACKLOG_BATCHES) * limit
+    due = Delivery.objects.filter(
+        connection_id=connection.pk, status__in=Delivery.DUE_STATUSES, next_attempt_at__lte=timezone.now()
     )
+    return most if due.order_by()[:backlog].count() >= backlog else 1
 
 
 @dataclass
@@ -777,6 +798,9 @@ def connection_dispatch(*, connection_id: int) -> int:
     """Claim and send batches of a connection's due deliveries; returns how many were claimed. The run is
     time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted.
 
+    A connection has one run at a time, or HUB_RUNS_PER_CONNECTION while it is healthy with a long queue
+    (runs_allowed; claims are row-level, so runs never share a row): a run that sees room for one more queues it.
+
     Pipelined: while one batch is being sent (the sender thread and the request threads, no ORM), this thread
     records the previous batch and claims the next, so the vendor does not wait on the database. A healthy
     connection's run goes on for HUB_RUN_SLICE_SECONDS, batch after batch, and stops at the first batch with a
@@ -794,13 +818,20 @@ def connection_dispatch(*, connection_id: int) -> int:
         if db_connection.features.has_select_for_update:
             # One check and claim at a time per connection (SQLite: the IMMEDIATE transaction already is).
             list(VendorConnection.objects.select_for_update().filter(pk=connection_id).values_list("pk"))
-        if run_in_flight(connection_id):
-            # One run per connection at a time: it never holds more than one worker process, however slow its
-            # vendor; the run in flight goes again when it is done.
+        running = runs_in_flight(connection_id)
+        allowed = runs_allowed(connection, limit)
+        if running >= allowed:
+            # One run per connection at a time (two for a healthy one with a long queue, runs_allowed): a failing
+            # connection never holds more than one worker process, however slow its vendor; the run in flight
+            # goes again when it is done.
             return 0
         claimed = deliveries_claim(connection_id=connection_id, limit=limit, claimed_at=stamp)
+        # Room for one more run beside this one (a healthy connection with a long queue): queue it.
+        another = bool(claimed) and running + 1 < allowed
     if not claimed:
         return 0
+    if another:
+        connections_wake([connection_id], committed=True)
     slice_end = min(deadline, time.monotonic() + settings.HUB_RUN_SLICE_SECONDS)
     total = 0
     batch: _Batch | None = None
