@@ -333,3 +333,45 @@ def test_settling_a_batch_leaves_a_row_that_is_no_longer_this_runs_alone(connect
     second.refresh_from_db()
     assert (first.status, first.attempts, first.vendor_ref) == ("delivered", 1, "x")
     assert (second.status, second.attempts, second.claimed_at) == ("sending", 0, later)
+
+
+# -- Tracify: several events per request; a request's failure is its own events' ------------------------------------
+TRACIFY_EVENTS_URL = "https://api.tracify.ai/api/v1/events"
+TRACIFY_MAPPING = {"ip": "=203.0.113.7", "user_agent": "=Mozilla/5.0", "url": "=https://shop.example.com/cart"}
+
+
+def test_a_failing_tracify_request_retries_exactly_its_own_events(vendor):
+    from tests.factories import event_type_make, route_make, source_make, vendor_connection_make
+    from tracking.services.ingest import events_ingest
+    from tracking.vendors.tracify import calc_group
+
+    tracify = vendor_connection_make(
+        "tracify", settings={"customer_site_id": "00000000-0000-0000-0000-000000000000", "events_per_request": "2"}
+    )
+    route_make(event_type_make(), tracify, vendor_event_name="pageview", mapping=TRACIFY_MAPPING)
+    failing_hash = calc_group("p2@example.com")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        return httpx.Response(503 if any(failing_hash in e["identity_data"] for e in events) else 200, json={})
+
+    requests = vendor.post(TRACIFY_EVENTS_URL).mock(side_effect=answer)
+    source, _ = source_make()
+    items = [
+        {"eventType": "contact-form", "nonce": f"t-{i}", "data": {"email": f"p{i}@example.com", "message": "hi"}}
+        for i in range(5)
+    ]
+    events_ingest(source=source, items=items)
+
+    assert dispatch(tracify) == 5
+
+    assert requests.call_count == 3  # [p0, p1], [p2, p3], [p4]
+    by_email = {d.event.data["email"]: d for d in Delivery.objects.select_related("event")}
+    assert {e: d.status for e, d in by_email.items()} == {
+        "p0@example.com": "delivered",
+        "p1@example.com": "delivered",
+        "p2@example.com": "retrying",
+        "p3@example.com": "retrying",
+        "p4@example.com": "delivered",
+    }
+    assert all(d.attempts == 1 and d.attempt_set.count() == 1 for d in by_email.values())
