@@ -375,3 +375,23 @@ def test_a_failing_tracify_request_retries_exactly_its_own_events(vendor):
         "p4@example.com": "delivered",
     }
     assert all(d.attempts == 1 and d.attempt_set.count() == 1 for d in by_email.values())
+    # Each attempt records its own event of the request, not the whole request once per event.
+    for email, d in by_email.items():
+        (recorded,) = json.loads(d.attempt_set.get().request_body)["events"]
+        assert calc_group(email) in recorded["identity_data"]
+
+
+def test_a_claim_may_fill_a_request_per_sending_thread_for_a_vendor_that_batches(settings):
+    from tests.factories import vendor_connection_make
+
+    settings.HUB_DISPATCH_BATCH = 50
+    settings.HUB_DISPATCH_CONCURRENCY = 8
+    tracify = vendor_connection_make("tracify", batch_size=1000)
+    acquia = vendor_connection_make("acquia", batch_size=1000)
+    tracardi = vendor_connection_make("tracardi", batch_size=1000)
+
+    assert service.dispatch_limit(tracify) == 800  # 100 events per request, 8 requests at once
+    assert service.dispatch_limit(acquia) == 80  # Acquia: 10 per request
+    assert service.dispatch_limit(tracardi) == 50  # one per request: HUB_DISPATCH_BATCH
+    tracify.batch_size = 300
+    assert service.dispatch_limit(tracify) == 300  # the connection's batch size lowers it

@@ -167,6 +167,9 @@ def test_it_batches_events_by_a_hundred(vendor):
     assert [len(r.keys) for r in requests] == [100, 100, 50]
     assert requests[2].keys[0] == 200
     assert "k-123" in requests[0].sensitive
+    # Each event's part, in the request's shape, for its delivery's attempt record.
+    assert requests[2].parts[200] == {"events": [requests[2].json["events"][0]]}
+    assert json.loads(requests[2].recorded_body(201)) == {"events": [requests[2].json["events"][1]]}
 
 
 def test_a_connection_may_send_fewer_events_per_request(vendor):

@@ -130,11 +130,19 @@ def connection_failing_now(connection_id: int) -> bool:
 
 
 def dispatch_limit(connection: VendorConnection) -> int:
-    """Deliveries claimed per run: HUB_DISPATCH_BATCH, or the connection's batch size where that is smaller; one
-    (a probe) while the connection is failing."""
+    """Deliveries claimed per batch: HUB_DISPATCH_BATCH, or for a vendor that takes several events per request
+    enough to fill a request per sending thread (HUB_DISPATCH_CONCURRENCY), whichever is more; the connection's
+    batch size lowers it, never raises it; one (a probe) while the connection is failing."""
     if connection_failing(connection):
         return 1
-    return max(1, min(connection.batch_size or settings.HUB_DISPATCH_BATCH, settings.HUB_DISPATCH_BATCH))
+    try:
+        per_request = session_for(connection).vendor.events_per_request()
+    except (ConfigurationError, LookupError, ValueError):
+        per_request = 1  # the run says what is wrong (_send_run)
+    most = settings.HUB_DISPATCH_BATCH
+    if per_request > 1:
+        most = max(most, per_request * settings.HUB_DISPATCH_CONCURRENCY)
+    return max(1, min(connection.batch_size or most, most))
 
 
 # -- claiming --------------------------------------------------------------------------------------------
@@ -407,16 +415,16 @@ def backoff_seconds(*, attempt: int, base: float, cap: float, retry_after: float
     return max(delay, retry_after or 0.0)
 
 
-def attempt_fields(exchange: Exchange, result: Result) -> dict:
+def attempt_fields(exchange: Exchange, result: Result, key: int | None = None) -> dict:
     """The recorded columns of one exchange (Attempt, LeadAttempt): secrets redacted (before any cut), answer
-    excerpted, every text storable in any database."""
+    excerpted, every text storable in any database; `key`: the delivery's own part of a request of several."""
     request, response = exchange.request, exchange.response
     return {
         "started_at": exchange.started_at,
         "duration_ms": exchange.duration_ms,
         "method": request.method,
         "url": request.recorded_url(),
-        "request_body": request.recorded_body(),
+        "request_body": request.recorded_body(key),
         "response_status": response.status_code if response is not None else None,
         "response_body": _redacted_excerpt(response, request) if response is not None else "",
         "outcome": Attempt.Outcome.RETRY if result.outcome == "retry" else result.outcome,
@@ -424,8 +432,16 @@ def attempt_fields(exchange: Exchange, result: Result) -> dict:
     }
 
 
-def _attempt(delivery_id: int, exchange: Exchange, result: Result) -> Attempt:
-    return Attempt(delivery_id=delivery_id, **attempt_fields(exchange, result))
+def _attempts(item: Sent) -> dict[int, list[Attempt]]:
+    """The attempts of each delivery of a request: the exchange's columns worked out once, the body per delivery
+    only where the request has parts (a request of several events)."""
+    out: dict[int, list[Attempt]] = {key: [] for key in item.keys}
+    for exchange, result in item.exchanges:
+        shared = attempt_fields(exchange, result)
+        for key in item.keys:
+            own = {"request_body": exchange.request.recorded_body(key)} if exchange.request.parts else {}
+            out[key].append(Attempt(delivery_id=key, **{**shared, **own}))
+    return out
 
 
 def _redacted_excerpt(response: httpx.Response, request: VendorRequest) -> str:
@@ -573,10 +589,8 @@ def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: 
         if item.released:
             released += item.keys
             continue
-        for key in item.keys:
-            rows.append(
-                (deliveries[key], item, [_attempt(key, exchange, result) for exchange, result in item.exchanges])
-            )
+        for key, attempts in _attempts(item).items():
+            rows.append((deliveries[key], item, attempts))
     if released:
         _release(deliveries, tuple(released))
     try:

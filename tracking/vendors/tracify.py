@@ -186,17 +186,22 @@ class Tracify(Vendor):
         sendable = self.sendable(events)
         size = self.events_per_request()
         api_key = str(self.secrets.get("api_key", ""))
-        return [
-            VendorRequest(
-                "POST",
-                self.base_url + "api/v1/events",
-                json={"events": [self.event_body(e) for e in batch]},
-                headers={"tracify-token": api_key},
-                keys=tuple(e.key for e in batch),
-                sensitive=(api_key,),
+        requests = []
+        for batch in (sendable[i : i + size] for i in range(0, len(sendable), size)):
+            bodies = {e.key: self.event_body(e) for e in batch}
+            requests.append(
+                VendorRequest(
+                    "POST",
+                    self.base_url + "api/v1/events",
+                    json={"events": list(bodies.values())},
+                    headers={"tracify-token": api_key},
+                    keys=tuple(bodies),
+                    sensitive=(api_key,),
+                    # Each delivery's attempt records its own event, in the request's shape.
+                    parts={key: {"events": [body]} for key, body in bodies.items()},
+                )
             )
-            for batch in (sendable[i : i + size] for i in range(0, len(sendable), size))
-        ]
+        return requests
 
     def classify(self, request: VendorRequest, response: httpx.Response) -> Result:
         # A fixed API key, no token to refresh: a 401 is final.
