@@ -20,7 +20,7 @@ os.environ.setdefault("HUB_VAR_DIR", str(ROOT / "var" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 sys.path.insert(0, str(ROOT))
 N = int(os.environ.get("BENCH_EVENTS", "2000"))
-N_TRACIFY = int(os.environ.get("BENCH_TRACIFY_EVENTS", "2000"))
+N_TRACIFY = int(os.environ.get("BENCH_TRACIFY_EVENTS", "6000"))
 N_MEMORY = int(os.environ.get("BENCH_MEMORY_EVENTS", "5000"))
 # The sandbox's port: BENCH_SANDBOX_PORT, so that benches of several checkouts on one machine do not collide.
 PORT = int(os.environ.get("BENCH_SANDBOX_PORT", "8799"))
@@ -58,7 +58,7 @@ def deliver(connection, n: int, ingest) -> float:
     while done.count() - before < n:
         if time.perf_counter() - t0 > 3600:
             raise SystemExit("timed out")
-        time.sleep(0.2)
+        time.sleep(0.05)
     return n / (time.perf_counter() - t0)
 
 
