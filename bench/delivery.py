@@ -62,7 +62,8 @@ def deliver(connection, n: int, ingest) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def main() -> None:
+def main() -> dict:
+    """Run the bench, print it, and return its figures (further rows in `rows`, one dict per table line)."""
     import django
 
     django.setup()
@@ -173,6 +174,7 @@ def main() -> None:
         print(f"ratio delivery/baseline: {hub / baseline:.2f}", flush=True)
 
         webmarketer_route = main_route
+        rows: list[dict] = []
         if N_TRACIFY:
             # Tracify, the same events one per request and then batched (a hundred per request), one route at a time.
             webmarketer_route.enabled = False
@@ -199,6 +201,19 @@ def main() -> None:
             print(f"tracify one event per request (hub): {one:8.0f} events/s")
             print(f"tracify batched, up to 100 per request (hub): {batched:8.0f} events/s")
             print(f"ratio tracify batched/one per request: {batched / one:.1f} (target >= 5)", flush=True)
+            rows.append(
+                {
+                    "scenario": f"Tracify delivery, {N_TRACIFY:,} events, batched (up to 100 per request)",
+                    "hub": round(batched, 2),
+                    "unit": "events/s",
+                    "baseline": round(one, 2),
+                    "baseline_name": "the same, one event per request",
+                    "ratio": round(batched / one, 3),
+                    "target": ">= 5x",
+                    "met": batched / one >= 5,
+                    "note": "",
+                }
+            )
             webmarketer_route.enabled = True
             webmarketer_route.save()
         if N_MEMORY:
@@ -211,6 +226,20 @@ def main() -> None:
             print(
                 f"worker RSS growth over {N_MEMORY} deliveries: {after - before:.1f} MB (target < 20; at {rate:.0f}/s)"
             )
+            rows.append(
+                {
+                    "scenario": f"worker memory over {N_MEMORY:,} deliveries (RSS of all its processes)",
+                    "hub": round(after, 1),
+                    "unit": "MB",
+                    "baseline": round(before, 1),
+                    "baseline_name": "RSS before",
+                    "ratio": round(after / before, 3),
+                    "target": "growth < 20 MB",
+                    "met": after - before < 20,
+                    "note": f"growth {after - before:.1f} MB",
+                }
+            )
+        return {"events": N, "baseline_rps": baseline, "ingest_eps": ingest, "delivery_eps": hub, "rows": rows}
     finally:
         for proc in procs:
             proc.terminate()
