@@ -199,6 +199,13 @@ HUB_RUN_SHARE = env.float("HUB_RUN_SHARE", default=0.5)
 # raises it), and requests in flight at once per connection.
 HUB_DISPATCH_BATCH = env.int("HUB_DISPATCH_BATCH", default=50)
 HUB_DISPATCH_CONCURRENCY = env.int("HUB_DISPATCH_CONCURRENCY", default=8)
+# A healthy connection's run goes on with its next batch (claimed and recorded while the current one is being
+# sent) for this many seconds, then queues again behind the other connections' runs; 0: one batch per run.
+HUB_RUN_SLICE_SECONDS = env.float("HUB_RUN_SLICE_SECONDS", default=1.0)
+# Concurrent runs a healthy connection may have while HUB_BACKLOG_BATCHES batches or more of it are due (claims
+# are row-level, so two runs never take the same row); a failing connection, or a short queue, has one.
+HUB_RUNS_PER_CONNECTION = env.int("HUB_RUNS_PER_CONNECTION", default=1)
+HUB_BACKLOG_BATCHES = env.int("HUB_BACKLOG_BATCHES", default=4)
 
 SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8765")
 

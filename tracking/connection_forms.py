@@ -196,6 +196,13 @@ SPECS: dict[str, KindSpec] = {
                 "Your customer site ID (CSID): your account representative provides it.",
                 required=True,
             ),
+            Field(
+                "events_per_request",
+                "Events per request",
+                "Optional: at most this many events in one request (1 to 100; 100 when empty), for an account "
+                "whose limit is lower.",
+                integer=True,
+            ),
         ),
         secrets=(
             Field(

@@ -283,6 +283,7 @@ def test_the_jitter_never_gives_up_before_the_window_ends(connection, vendor, mo
 def test_a_claim_takes_at_most_hub_dispatch_batch(connection, vendor, settings):
     accept(vendor)
     settings.HUB_DISPATCH_BATCH = 3
+    settings.HUB_RUN_SLICE_SECONDS = 0  # one batch per run
     contact(connection, [good(i) for i in range(5)])
 
     assert dispatch(connection) == 3
@@ -522,7 +523,7 @@ def test_a_bug_in_a_run_leaves_nothing_in_sending_and_logs_no_event_data(connect
     caplog.set_level("INFO")
     (event,) = contact(connection, [{"email": MARKER, "message": "hi"}])
 
-    def broken(session, events, deadline=None, guard=None):
+    def broken(session, events, deadline=None, guard=None, pool=None):
         raise RuntimeError(f"cannot handle {events[0].data}")
 
     monkeypatch.setattr(service, "_send_all", broken)

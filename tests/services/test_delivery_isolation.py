@@ -112,6 +112,7 @@ def test_the_dispatch_does_not_go_again_at_once_after_a_run_that_only_failed(con
 
 def test_the_dispatch_goes_again_after_a_run_that_delivered(connection, vendor, monkeypatch, settings):
     settings.HUB_DISPATCH_BATCH = 2
+    settings.HUB_RUN_SLICE_SECONDS = 0  # one batch per run
     vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
     contact_forms_ingest(connection, n=3)
     again = []
@@ -120,6 +121,50 @@ def test_the_dispatch_goes_again_after_a_run_that_delivered(connection, vendor, 
     assert tasks.dispatch_connection(connection.pk) == 2
 
     assert again == [connection.pk]
+
+
+@pytest.fixture
+def two_runs(settings, monkeypatch):
+    """Two runs per connection while 2 batches of 2 are due; one batch per run; the wakes it queues, recorded."""
+    settings.HUB_RUNS_PER_CONNECTION = 2
+    settings.HUB_BACKLOG_BATCHES = 2
+    settings.HUB_DISPATCH_BATCH = 2
+    settings.HUB_RUN_SLICE_SECONDS = 0
+    woken: list[list[int]] = []
+    monkeypatch.setattr(service, "connections_wake", lambda ids, committed=False: woken.append(list(ids)))
+    return woken
+
+
+def test_a_healthy_connection_with_a_long_queue_gets_a_second_run(connection, vendor, two_runs):
+    events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    contact_forms_ingest(connection, n=6)
+    service.deliveries_claim(connection_id=connection.pk, limit=2)  # another run is sending; 4 due
+
+    assert dispatch(connection) == 2  # claims are row-level: the two runs never share a row
+
+    assert events.call_count == 2
+    assert two_runs == []  # two runs already: no third
+    assert dispatch(connection) == 0  # 2 due now: one run (the one in flight) is enough
+
+
+def test_a_run_with_room_for_another_beside_it_queues_it(connection, vendor, two_runs):
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    contact_forms_ingest(connection, n=6)
+
+    assert dispatch(connection) == 2
+
+    assert two_runs == [[connection.pk]]
+
+
+def test_a_failing_connection_keeps_one_run_however_long_its_queue(connection, vendor, two_runs):
+    events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    contact_forms_ingest(connection, n=8)
+    service.deliveries_claim(connection_id=connection.pk, limit=1)  # another run is sending
+    failing(connection)
+
+    assert dispatch(connection) == 0
+
+    assert events.call_count == 0 and two_runs == []
 
 
 def test_a_connection_has_one_run_at_a_time(connection, vendor):

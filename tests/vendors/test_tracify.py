@@ -167,6 +167,27 @@ def test_it_batches_events_by_a_hundred(vendor):
     assert [len(r.keys) for r in requests] == [100, 100, 50]
     assert requests[2].keys[0] == 200
     assert "k-123" in requests[0].sensitive
+    # Each event's part, in the request's shape, for its delivery's attempt record.
+    assert requests[2].parts[200] == {"events": [requests[2].json["events"][0]]}
+    assert json.loads(requests[2].recorded_body(201)) == {"events": [requests[2].json["events"][1]]}
+
+
+def test_a_connection_may_send_fewer_events_per_request(vendor):
+    vendor.settings["events_per_request"] = "1"
+    events = [visit(k, type_="pageview") for k in range(3)]
+
+    requests = vendor.build(events, None)
+
+    assert [r.keys for r in requests] == [(0,), (1,), (2,)]
+    assert [len(r.json["events"]) for r in requests] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("value", ["0", "101", "ten", -1])
+def test_it_refuses_an_events_per_request_out_of_range(vendor, value):
+    vendor.settings["events_per_request"] = value
+
+    with pytest.raises(ConfigurationError, match="events_per_request must be a whole number from 1 to 100"):
+        vendor.check()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -47,7 +47,7 @@ CIRCUIT_COOLDOWN = timedelta(seconds=30)
 #   one closes it and the next run takes a full batch;
 # - its dispatch does not go again at once after such a run (tasks.dispatch_connection): the next wake, the
 #   sweep or the backoff brings the next probe;
-# - a connection has one run at a time (run_in_flight): it never holds more than one worker process.
+# - a failing connection has one run at a time (runs_allowed): it never holds more than one worker process.
 RUN_STOP_FAILURES = CIRCUIT_THRESHOLD
 # The backoff doubles per attempt up to the connection's cap; past 2**60 the cap has long been reached
 # (and 2**1024 overflows a float).
@@ -131,19 +131,28 @@ def connection_failing_now(connection_id: int) -> bool:
 
 
 def dispatch_limit(connection: VendorConnection) -> int:
-    """Deliveries claimed per run: HUB_DISPATCH_BATCH, or the connection's batch size where that is smaller; one
-    (a probe) while the connection is failing."""
+    """Deliveries claimed per batch: HUB_DISPATCH_BATCH, or for a vendor that takes several events per request
+    enough to fill a request per sending thread (HUB_DISPATCH_CONCURRENCY), whichever is more; the connection's
+    batch size lowers it, never raises it; one (a probe) while the connection is failing."""
     if connection_failing(connection):
         return 1
-    return max(1, min(connection.batch_size or settings.HUB_DISPATCH_BATCH, settings.HUB_DISPATCH_BATCH))
+    try:
+        per_request = session_for(connection).vendor.events_per_request()
+    except (ConfigurationError, LookupError, ValueError):
+        per_request = 1  # the run says what is wrong (_send_run)
+    most = settings.HUB_DISPATCH_BATCH
+    if per_request > 1:
+        most = max(most, per_request * settings.HUB_DISPATCH_CONCURRENCY)
+    return max(1, min(connection.batch_size or most, most))
 
 
 # -- claiming --------------------------------------------------------------------------------------------
-def deliveries_claim(*, connection_id: int, limit: int) -> list[Delivery]:
+def deliveries_claim(*, connection_id: int, limit: int, claimed_at: datetime | None = None) -> list[Delivery]:
     """Mark up to `limit` due deliveries of a connection as `sending`, atomically: no two workers get the
     same one (SKIP LOCKED on PostgreSQL; on SQLite the IMMEDIATE transaction holds the write lock and
-    the conditional update re-checks the status)."""
-    now = timezone.now()
+    the conditional update re-checks the status). `claimed_at`: the run's claim stamp (every batch of a run
+    claims with the run's; a row is settled only if it still carries it), default now."""
+    now = claimed_at or timezone.now()
     due = Delivery.objects.filter(
         connection_id=connection_id, status__in=Delivery.DUE_STATUSES, next_attempt_at__lte=now
     ).order_by("next_attempt_at", "id")
@@ -374,7 +383,11 @@ def _build(vendor: Vendor, events: list[OutgoingEvent], token: str | None) -> _B
 
 
 def _send_all(
-    session: VendorSession, events: list[OutgoingEvent], deadline: float | None = None, guard: RunGuard | None = None
+    session: VendorSession,
+    events: list[OutgoingEvent],
+    deadline: float | None = None,
+    guard: RunGuard | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> list[Sent]:
     deadline = time.monotonic() + settings.HUB_STUCK_AFTER_SECONDS if deadline is None else deadline
     by_key = {e.key: e for e in events}
@@ -391,8 +404,11 @@ def _send_all(
         guard.limit = max(1, min(guard.limit, workers))
     if workers == 1:
         return built.failed + [s for r in requests for s in _send(session, r, by_key, token, deadline, guard)]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
+    if pool is not None:  # the run's threads, kept from batch to batch
         results = pool.map(lambda r: _send(session, r, by_key, token, deadline, guard), requests)
+        return built.failed + [s for sents in results for s in sents]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as own:
+        results = own.map(lambda r: _send(session, r, by_key, token, deadline, guard), requests)
         return built.failed + [s for sents in results for s in sents]
 
 
@@ -406,16 +422,16 @@ def backoff_seconds(*, attempt: int, base: float, cap: float, retry_after: float
     return max(delay, retry_after or 0.0)
 
 
-def attempt_fields(exchange: Exchange, result: Result) -> dict:
+def attempt_fields(exchange: Exchange, result: Result, key: int | None = None) -> dict:
     """The recorded columns of one exchange (Attempt, LeadAttempt): secrets redacted (before any cut), answer
-    excerpted, every text storable in any database."""
+    excerpted, every text storable in any database; `key`: the delivery's own part of a request of several."""
     request, response = exchange.request, exchange.response
     return {
         "started_at": exchange.started_at,
         "duration_ms": exchange.duration_ms,
         "method": request.method,
         "url": request.recorded_url(),
-        "request_body": request.recorded_body(),
+        "request_body": request.recorded_body(key),
         "response_status": response.status_code if response is not None else None,
         "response_body": _redacted_excerpt(response, request) if response is not None else "",
         "outcome": Attempt.Outcome.RETRY if result.outcome == "retry" else result.outcome,
@@ -423,8 +439,53 @@ def attempt_fields(exchange: Exchange, result: Result) -> dict:
     }
 
 
-def _attempt(delivery_id: int, exchange: Exchange, result: Result) -> Attempt:
-    return Attempt(delivery_id=delivery_id, **attempt_fields(exchange, result))
+def _attempts(item: Sent) -> dict[int, list[Attempt]]:
+    """The attempts of each delivery of a request: the exchange's columns worked out once, the body per delivery
+    only where the request has parts (a request of several events)."""
+    out: dict[int, list[Attempt]] = {key: [] for key in item.keys}
+    for exchange, result in item.exchanges:
+        shared = attempt_fields(exchange, result)
+        for key in item.keys:
+            own = {"request_body": exchange.request.recorded_body(key)} if exchange.request.parts else {}
+            out[key].append(Attempt(delivery_id=key, **{**shared, **own}))
+    return out
+
+
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "started_at",
+    "duration_ms",
+    "method",
+    "url",
+    "request_body",
+    "response_status",
+    "response_body",
+    "outcome",
+    "error",
+)
+# Rows per INSERT (SQLite takes 32,766 parameters a statement).
+ATTEMPTS_CHUNK = 2000
+
+
+def attempts_insert(attempts: list[Attempt]) -> None:
+    """A batch's attempts in one multi-row INSERT per ATTEMPTS_CHUNK rows. Raw SQL: bulk_create prepares each value
+    through its field, which for a batch of hundreds costs more than the statement; the values here are already
+    what the columns hold (text made storable, ints), the dates adapted by the backend."""
+    if not attempts:
+        return
+    quote = db_connection.ops.quote_name
+    adapt = db_connection.ops.adapt_datetimefield_value
+    row = "(" + ", ".join(["%s"] * len(ATTEMPT_COLUMNS)) + ")"
+    columns = ", ".join(quote(c) for c in ATTEMPT_COLUMNS)
+    head = f"INSERT INTO {quote(Attempt._meta.db_table)} ({columns}) VALUES "  # noqa: S608 (names from the model)
+    with db_connection.cursor() as cursor:
+        for start in range(0, len(attempts), ATTEMPTS_CHUNK):
+            chunk = attempts[start : start + ATTEMPTS_CHUNK]
+            params: list[object] = []
+            for a in chunk:
+                params += (a.delivery_id, adapt(a.started_at), a.duration_ms, a.method, a.url, a.request_body,
+                           a.response_status, a.response_body, a.outcome, a.error)  # fmt: skip
+            cursor.execute(head + ", ".join([row] * len(chunk)), params)  # names from the model, values parameters
 
 
 def _redacted_excerpt(response: httpx.Response, request: VendorRequest) -> str:
@@ -433,9 +494,13 @@ def _redacted_excerpt(response: httpx.Response, request: VendorRequest) -> str:
 
 
 def _release(deliveries: dict[int, Delivery], keys: tuple[int, ...]) -> None:
-    """Claimed rows the run had no time to send: due again at once, no attempt counted (only if still ours)."""
+    """Claimed rows the run had no time to send: due again at once, no attempt counted (only if still ours). One
+    statement per claim (a run's rows share one)."""
+    by_claim: dict[datetime | None, list[int]] = {}
     for key in keys:
-        Delivery.objects.filter(pk=key, status=Delivery.Status.SENDING, claimed_at=deliveries[key].claimed_at).update(
+        by_claim.setdefault(deliveries[key].claimed_at, []).append(key)
+    for claimed_at, pks in by_claim.items():
+        Delivery.objects.filter(pk__in=pks, status=Delivery.Status.SENDING, claimed_at=claimed_at).update(
             status=Delivery.Status.RETRYING, claimed_at=None, next_attempt_at=timezone.now()
         )
 
@@ -471,9 +536,96 @@ def claimed_settle(
     return fields["status"] if moved else None
 
 
+@dataclass(frozen=True)
+class Settle:
+    """A claimed row to move on after `n` more attempts with `result`; its give-up window starts at `window_start`."""
+
+    row: Delivery | LeadDelivery
+    result: Result
+    n: int
+    window_start: datetime
+
+
+def _update_by_id(
+    model: type[Delivery] | type[LeadDelivery], pks: list[int], columns: dict[str, dict[int, object]], increments: dict
+) -> int:
+    """One UPDATE of the rows `pks` (only those still in `sending`): each column set to its value where the rows
+    share it, else to a CASE over their ids; `increments` adds to counters (column → {pk: n}). Raw SQL: the ORM's
+    Case/When costs a resolve per row and column, more than the statement itself. Every value is a parameter,
+    prepared by its model field."""
+    quote = db_connection.ops.quote_name
+    sets: list[str] = []
+    params: list[object] = []
+
+    def expression(name: str, values: dict[int, object], base: str) -> str:
+        field_ = model._meta.get_field(name)
+        prepared = {pk: field_.get_db_prep_save(v, connection=db_connection) for pk, v in values.items()}
+        distinct = set(prepared.values())
+        if len(distinct) == 1:
+            params.append(distinct.pop())
+            return base + "%s"
+        whens = []
+        for pk, v in prepared.items():
+            whens.append("WHEN %s THEN %s")
+            params.extend((pk, v))
+        return f"{base}CASE {quote('id')} {' '.join(whens)} END"
+
+    for name, values in columns.items():
+        sets.append(f"{quote(name)} = " + expression(name, values, ""))
+    for name, values in increments.items():
+        sets.append(f"{quote(name)} = " + expression(name, values, f"{quote(name)} + "))
+    params += pks
+    # Table and column names come from the model; every value is a parameter.
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608
+        f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(pks))}) AND {quote('status')} = 'sending'"
+    )
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def claimed_settle_many(
+    connection: VendorConnection, model: type[Delivery] | type[LeadDelivery], items: list[Settle], *, now: datetime
+) -> list[tuple[Delivery | LeadDelivery, str]]:
+    """claimed_settle for a batch, in a constant number of statements: the rows still this run's (same claim) are
+    locked and read (one SELECT … FOR UPDATE; on SQLite the IMMEDIATE transaction holds the write lock), then one
+    UPDATE per outcome class (delivered, retrying, failed), the columns that differ per row as CASE over the ids.
+    Returns (row, new status) for the rows it moved: the others were no longer ours and are left as they are.
+    Call it inside a transaction."""
+    states = {
+        item.row.pk: next_state(
+            connection, attempts=item.row.attempts, created_at=item.window_start, result=item.result, n=item.n, now=now
+        )
+        for item in items
+    }
+    if not items:
+        return []
+    claims = dict(
+        model.objects.filter(pk__in=list(states), status="sending")
+        .select_for_update()
+        .order_by()
+        .values_list("pk", "claimed_at")
+    )
+    ours = [item for item in items if item.row.pk in claims and claims[item.row.pk] == item.row.claimed_at]
+    classes: dict[tuple[str, ...], list[Settle]] = {}
+    for item in ours:  # rows whose next state sets the same columns (its status among them) go in one UPDATE
+        fields = states[item.row.pk]
+        classes.setdefault((fields["status"], *sorted(fields)), []).append(item)
+    for group in classes.values():
+        pks = [i.row.pk for i in group]
+        columns = {name: {pk: states[pk][name] for pk in pks} for name in states[pks[0]]}
+        columns["claimed_at"] = dict.fromkeys(pks)
+        moved = _update_by_id(model, pks, columns, {"attempts": {i.row.pk: i.n for i in group}})
+        if moved != len(pks):  # locked above: cannot happen short of a bug; say so rather than count wrong
+            raise DatabaseError(f"settling {len(pks)} locked rows moved {moved}")
+    return [(item.row, states[item.row.pk]["status"]) for item in ours]
+
+
 def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: list[Sent]) -> None:
     """Record attempts and move each delivery to its next status (only if still ours). All rows in one
-    transaction; if a row cannot be written, row by row, so that one row never rolls back the others."""
+    transaction and a constant number of statements (one insert of the attempts, claimed_settle_many, the rollups);
+    if a row cannot be written, row by row, so that one row never rolls back the others."""
     now = timezone.now()
     rows: list[tuple[Delivery, Sent, list[Attempt]]] = []
     released: list[int] = []
@@ -481,16 +633,18 @@ def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: 
         if item.released:
             released += item.keys
             continue
-        for key in item.keys:
-            rows.append(
-                (deliveries[key], item, [_attempt(key, exchange, result) for exchange, result in item.exchanges])
-            )
+        for key, attempts in _attempts(item).items():
+            rows.append((deliveries[key], item, attempts))
     if released:
         _release(deliveries, tuple(released))
     try:
         with transaction.atomic():
-            Attempt.objects.bulk_create([a for _, _, attempts in rows for a in attempts])
-            outcomes = [(delivery, _record(connection, delivery, item, [], now)) for delivery, item, _ in rows]
+            attempts_insert([a for _, _, attempts in rows for a in attempts])
+            settles = [
+                Settle(delivery, item.result, max(1, len(item.exchanges)), delivery.created_at)
+                for delivery, item, _ in rows
+            ]
+            outcomes = claimed_settle_many(connection, Delivery, settles, now=now)
             deliveries_finished(outcomes, at=now)  # rollups: two statements per batch
         return
     except OperationalError:
@@ -576,7 +730,11 @@ def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool
 
 
 def _send_run(
-    connection: VendorConnection, events: list[OutgoingEvent], deadline: float, guard: RunGuard | None = None
+    connection: VendorConnection,
+    events: list[OutgoingEvent],
+    deadline: float,
+    guard: RunGuard | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> list[Sent]:
     keys = tuple(e.key for e in events)
     try:
@@ -586,7 +744,7 @@ def _send_run(
         # The connection cannot work as configured: keep the deliveries until staff fix it.
         return [Sent(keys, Result("retry", f"connection misconfigured: {exc}"))]
     try:
-        return _send_all(session, events, deadline, guard)
+        return _send_all(session, events, deadline, guard, pool)
     except Exception as exc:  # noqa: BLE001 (a bug of ours: the rows must not stay in sending)
         # Logged by type and place only: an exception's message may quote the event's data.
         log.error("dispatch of connection %s failed: %s at %s", connection.pk, type(exc).__name__, where(exc))
@@ -596,31 +754,63 @@ def _send_run(
 def run_in_flight(connection_id: int) -> bool:
     """Another run of the connection is sending: rows of it claimed within HUB_STUCK_AFTER_SECONDS (older ones
     are the sweep's to take back)."""
+    return _in_flight(connection_id).exists()
+
+
+def _in_flight(connection_id: int) -> QuerySet:
     since = timezone.now() - timedelta(seconds=settings.HUB_STUCK_AFTER_SECONDS)
-    return (
-        in_flight_before(Delivery, timezone.now()).filter(connection_id=connection_id, claimed_at__gte=since).exists()
+    return in_flight_before(Delivery, timezone.now()).filter(connection_id=connection_id, claimed_at__gte=since)
+
+
+def runs_in_flight(connection_id: int) -> int:
+    """Runs of the connection sending now: every row of a run carries the run's claim stamp (in-flight index)."""
+    return _in_flight(connection_id).values("claimed_at").distinct().count()
+
+
+def runs_allowed(connection: VendorConnection, limit: int) -> int:
+    """How many runs the connection may have at once: HUB_RUNS_PER_CONNECTION while it is healthy and has at least
+    HUB_BACKLOG_BATCHES batches due (a bounded count), else one: a failing connection never holds more than one
+    worker process, and a short queue gains nothing from two."""
+    most = max(1, settings.HUB_RUNS_PER_CONNECTION)
+    if most == 1 or connection_failing(connection):
+        return 1
+    backlog = max(1, settings.HUB_BACKLOG_BATCHES) * limit
+    due = Delivery.objects.filter(
+        connection_id=connection.pk, status__in=Delivery.DUE_STATUSES, next_attempt_at__lte=timezone.now()
     )
+    return most if due.order_by()[:backlog].count() >= backlog else 1
 
 
-def connection_dispatch(*, connection_id: int) -> int:
-    """Claim and send one batch of a connection's due deliveries; returns how many were claimed. The run is
-    time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted."""
-    connection = VendorConnection.objects.filter(pk=connection_id, enabled=True).first()
-    # Paused: its deliveries stay due, nothing is sent until it is resumed (which wakes this again).
-    if connection is None or connection.circuit_open or connection.paused:
-        return 0
-    deadline = run_deadline(connection)
-    with transaction.atomic():
-        if db_connection.features.has_select_for_update:
-            # One check and claim at a time per connection (SQLite: the IMMEDIATE transaction already is).
-            list(VendorConnection.objects.select_for_update().filter(pk=connection_id).values_list("pk"))
-        if run_in_flight(connection_id):
-            # One run per connection at a time: it never holds more than one worker process, however slow its
-            # vendor; the run in flight goes again when it is done.
-            return 0
-        claimed = deliveries_claim(connection_id=connection_id, limit=dispatch_limit(connection))
-    if not claimed:
-        return 0
+@dataclass
+class _Batch:
+    """One claimed batch of a run: its rows (the ones to send), its sending in flight, what it gave."""
+
+    deliveries: dict[int, Delivery]
+    guard: RunGuard
+    future: Future[list[Sent]] | None
+    sent: list[Sent] = field(default_factory=list)
+    recorded: bool = False
+
+    def wait(self) -> list[Sent]:
+        if self.future is not None:
+            self.sent += self.future.result()
+            self.future = None
+        return self.sent
+
+    @property
+    def failing(self) -> bool:
+        """A request of it failed transiently (or the run's guard stopped it): the run takes no more."""
+        return self.guard.tripped or any(s.result.outcome == "retry" for s in self.sent if not s.released)
+
+
+def _batch_start(
+    connection: VendorConnection,
+    claimed: list[Delivery],
+    deadline: float,
+    sender: ThreadPoolExecutor,
+    pool: ThreadPoolExecutor,
+) -> _Batch:
+    """Cancel the claimed rows whose route was disabled, and start sending the others in the sender thread."""
     # A route disabled while its delivery was in flight or retrying: cancelled, never sent under the old mapping.
     if stopped := [d.pk for d in claimed if d.route is not None and not d.route.enabled]:
         with transaction.atomic():
@@ -639,8 +829,6 @@ def connection_dispatch(*, connection_id: int) -> int:
                 [(d, Delivery.Status.SUPPRESSED) for d in claimed if d.pk in refused], at=timezone.now()
             )
     deliveries = {d.pk: d for d in claimed if d.pk not in stopped and d.pk not in refused}
-    if not deliveries:
-        return len(claimed)
     events, unreadable = [], []
     for d in deliveries.values():
         try:
@@ -648,18 +836,114 @@ def connection_dispatch(*, connection_id: int) -> int:
         except Unreadable as exc:
             unreadable.append(Sent((d.pk,), Result("failed", str(exc))))
     guard = RunGuard(RUN_STOP_FAILURES)
-    sent = unreadable + (_send_run(connection, events, deadline, guard) if events else [])
-    _apply(connection, deliveries, sent)
+    future = sender.submit(_send_run, connection, events, deadline, guard, pool) if events else None
+    return _Batch(deliveries, guard, future, unreadable)
+
+
+def _batch_record(connection: VendorConnection, batch: _Batch, *, probe: bool) -> None:
+    """Record a sent batch: attempts and next statuses, the circuit, and (Webmarketer) the lead changes that were
+    waiting for these events' ids."""
+    sent = batch.wait()
+    if not batch.deliveries:
+        batch.recorded = True
+        return
+    _apply(connection, batch.deliveries, sent)
+    batch.recorded = True
     # A failed probe (the connection was failing already), or a run its failures stopped: the circuit opens.
-    circuit_update(connection, sent, trip=guard.tripped or connection_failing(connection))
+    circuit_update(connection, sent, trip=batch.guard.tripped or probe)
     if connection.kind == VendorKind.WEBMARKETER:
         # Lead changes made before these events reached Webmarketer were waiting for their ids.
-        delivered = [deliveries[k].event_id for s in sent if s.result.vendor_ref and not s.released for k in s.keys]
+        delivered = [
+            batch.deliveries[k].event_id for s in sent if s.result.vendor_ref and not s.released for k in s.keys
+        ]
         if delivered:
             from .leads import lead_changes_release
 
             lead_changes_release(connection_id=connection.pk, event_ids=delivered)
-    return len(claimed)
+
+
+def connection_dispatch(*, connection_id: int) -> int:
+    """Claim and send batches of a connection's due deliveries; returns how many were claimed. The run is
+    time-boxed (run_deadline): what it had no time to send goes back to due, no attempt counted.
+
+    A connection has one run at a time, or HUB_RUNS_PER_CONNECTION while it is healthy with a long queue
+    (runs_allowed; claims are row-level, so runs never share a row): a run that sees room for one more queues it.
+
+    Pipelined: while one batch is being sent (the sender thread and the request threads, no ORM), this thread
+    records the previous batch and claims the next, so the vendor does not wait on the database. A healthy
+    connection's run goes on for HUB_RUN_SLICE_SECONDS, batch after batch, and stops at the first batch with a
+    transient failure (the next one, already claimed, goes back to due unsent); a failing connection's run is
+    one probe. All of a run's rows carry its claim stamp: a row is settled only if it still carries it."""
+    connection = VendorConnection.objects.filter(pk=connection_id, enabled=True).first()
+    # Paused: its deliveries stay due, nothing is sent until it is resumed (which wakes this again).
+    if connection is None or connection.circuit_open or connection.paused:
+        return 0
+    deadline = run_deadline(connection)
+    probe = connection_failing(connection)
+    limit = dispatch_limit(connection)
+    stamp = timezone.now()
+    with transaction.atomic():
+        if db_connection.features.has_select_for_update:
+            # One check and claim at a time per connection (SQLite: the IMMEDIATE transaction already is).
+            list(VendorConnection.objects.select_for_update().filter(pk=connection_id).values_list("pk"))
+        running = runs_in_flight(connection_id)
+        allowed = runs_allowed(connection, limit)
+        if running >= allowed:
+            # One run per connection at a time (two for a healthy one with a long queue, runs_allowed): a failing
+            # connection never holds more than one worker process, however slow its vendor; the run in flight
+            # goes again when it is done.
+            return 0
+        claimed = deliveries_claim(connection_id=connection_id, limit=limit, claimed_at=stamp)
+        # Room for one more run beside this one (a healthy connection with a long queue): queue it.
+        another = bool(claimed) and running + 1 < allowed
+    if not claimed:
+        return 0
+    if another:
+        connections_wake([connection_id], committed=True)
+    slice_end = min(deadline, time.monotonic() + settings.HUB_RUN_SLICE_SECONDS)
+    total = 0
+    batch: _Batch | None = None
+    ahead: list[Delivery] = []
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch") as sender,
+        ThreadPoolExecutor(max_workers=max(1, settings.HUB_DISPATCH_CONCURRENCY), thread_name_prefix="send") as pool,
+    ):
+        try:
+            while claimed:
+                total += len(claimed)
+                previous, batch = batch, _batch_start(connection, claimed, deadline, sender, pool)
+                claimed = []
+                # While this batch is being sent: record the previous one, then claim the next.
+                if previous is not None:
+                    _batch_record(connection, previous, probe=probe)
+                if not probe and time.monotonic() < slice_end and not (previous and previous.failing):
+                    ahead = deliveries_claim(connection_id=connection_id, limit=limit, claimed_at=stamp)
+                batch.wait()
+                if ahead and batch.failing:
+                    # The vendor started failing: what was claimed ahead goes back to due, never sent.
+                    _release({d.pk: d for d in ahead}, tuple(d.pk for d in ahead))
+                    ahead = []
+                claimed, ahead = ahead, []
+            if batch is not None:
+                _batch_record(connection, batch, probe=probe)
+        except BaseException:
+            # Leave no row of this run in `sending` for the sweep (which would count a take-back): what was
+            # claimed ahead goes back to due; the batch in flight is recorded once it is back.
+            _run_abandon(connection, batch, ahead or claimed, probe=probe)
+            raise
+    return total
+
+
+def _run_abandon(connection: VendorConnection, batch: _Batch | None, unsent: list[Delivery], *, probe: bool) -> None:
+    """Best effort after an error in a run (the database gone or locked): record the batch in flight and release
+    the rows claimed ahead. What cannot be written stays for the sweep."""
+    try:
+        if unsent:
+            _release({d.pk: d for d in unsent}, tuple(d.pk for d in unsent))
+        if batch is not None and not batch.recorded:
+            _batch_record(connection, batch, probe=probe)
+    except Exception as exc:  # noqa: BLE001 (the first error is the one raised)
+        log.warning("connection %s: a run's rows could not be put back (%s)", connection.pk, type(exc).__name__)
 
 
 # -- sweeping (beat) --------------------------------------------------------------------------------------

@@ -60,6 +60,10 @@ class VendorRequest:
     keys: tuple[int, ...] = ()
     # Strings that must never be recorded (keys, tokens, assertions); headers are never recorded.
     sensitive: tuple[str, ...] = ()
+    # A request of several events: each key's own part of the body, in the body's shape (e.g. {"events": [its
+    # element]}), recorded in that delivery's attempt instead of the whole body (which would be stored once per
+    # event it carries).
+    parts: dict[int, Any] | None = None
 
     def recorded_url(self) -> str:
         try:
@@ -68,10 +72,13 @@ class VendorRequest:
             url = self.url
         return storable(redact(url, self.sensitive))
 
-    def recorded_body(self) -> str:
-        """The body as recorded: secrets redacted, storable in any database (even when it could not be sent)."""
+    def recorded_body(self, key: int | None = None) -> str:
+        """The body as recorded: secrets redacted, storable in any database (even when it could not be sent);
+        with `key`, that delivery's part of it where the request has parts."""
         try:
-            if self.json is not None:
+            if key is not None and self.parts and key in self.parts:
+                body = json.dumps(self.parts[key], ensure_ascii=False, sort_keys=False)
+            elif self.json is not None:
                 body = json.dumps(self.json, ensure_ascii=False, sort_keys=False)
             elif self.form is not None:
                 body = str(httpx.QueryParams(self.form))
@@ -296,6 +303,10 @@ class Vendor:
         self.auth_url = auth_url
         self.settings = settings or {}
         self.secrets = secrets or {}
+
+    def events_per_request(self) -> int:
+        """Events one request carries at most for this connection (max_events_per_request unless it says less)."""
+        return self.max_events_per_request
 
     def check(self) -> None:
         """Raise ConfigurationError if the settings or secrets cannot work."""

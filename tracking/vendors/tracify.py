@@ -85,6 +85,8 @@ def money(value: Any) -> str:
 class Tracify(Vendor):
     kind = "tracify"
     label = "Tracify"
+    # Reference: "Supported Events": "Events may be sent individually or in batches" (the seed names no limit:
+    # a hundred keeps a request well under common body limits; events_per_request lowers it per connection).
     max_events_per_request = 100
     required_settings = ("customer_site_id",)
     required_secrets = ("api_key",)
@@ -93,6 +95,23 @@ class Tracify(Vendor):
         super().check()
         if not str(self.secrets["api_key"]).isprintable() or " " in str(self.secrets["api_key"]):
             raise ConfigurationError("Tracify: api_key must be the key as given, without spaces or line breaks")
+        self.events_per_request()
+
+    def events_per_request(self) -> int:
+        """Events in one request: the connection's events_per_request setting (1 to max_events_per_request), for an
+        account whose limit is lower; else max_events_per_request."""
+        value = self.settings.get("events_per_request")
+        if value in (None, ""):
+            return self.max_events_per_request
+        try:
+            size = int(str(value).strip())
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_events_per_request:
+            raise ConfigurationError(
+                f"Tracify: events_per_request must be a whole number from 1 to {self.max_events_per_request}"
+            )
+        return size
 
     def values(self, event: OutgoingEvent) -> dict[str, Any]:
         """The route's mapping (over the defaults) resolved on this event; blank values left out."""
@@ -165,19 +184,24 @@ class Tracify(Vendor):
     # Reference: tracify-server-side-events-api.txt "Example Payloads" and "API Specification".
     def build(self, events: list[OutgoingEvent], token: str | None) -> list[VendorRequest]:
         sendable = self.sendable(events)
-        size = self.max_events_per_request
+        size = self.events_per_request()
         api_key = str(self.secrets.get("api_key", ""))
-        return [
-            VendorRequest(
-                "POST",
-                self.base_url + "api/v1/events",
-                json={"events": [self.event_body(e) for e in batch]},
-                headers={"tracify-token": api_key},
-                keys=tuple(e.key for e in batch),
-                sensitive=(api_key,),
+        requests = []
+        for batch in (sendable[i : i + size] for i in range(0, len(sendable), size)):
+            bodies = {e.key: self.event_body(e) for e in batch}
+            requests.append(
+                VendorRequest(
+                    "POST",
+                    self.base_url + "api/v1/events",
+                    json={"events": list(bodies.values())},
+                    headers={"tracify-token": api_key},
+                    keys=tuple(bodies),
+                    sensitive=(api_key,),
+                    # Each delivery's attempt records its own event, in the request's shape.
+                    parts={key: {"events": [body]} for key, body in bodies.items()},
+                )
             )
-            for batch in (sendable[i : i + size] for i in range(0, len(sendable), size))
-        ]
+        return requests
 
     def classify(self, request: VendorRequest, response: httpx.Response) -> Result:
         # A fixed API key, no token to refresh: a 401 is final.
