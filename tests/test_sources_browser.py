@@ -29,6 +29,7 @@ def test_marketing_edits_a_sources_segment_settings_and_the_api_uses_them(page, 
     page.get_by_role("link", name="Sources", exact=True).click()
     expect(page.locator("#source-table")).to_contain_text("CORS off")
     page.get_by_role("link", name="shop").click()
+    page.click("#source-segment-link")
     expect(page.get_by_role("heading", level=1)).to_contain_text("shop")
 
     page.uncheck("input[name=calls][value=screen]")
