@@ -132,3 +132,25 @@ def test_a_connection_has_one_run_at_a_time(connection, vendor):
     assert events.call_count == 0
     Delivery.objects.filter(status="sending").update(status="delivered", claimed_at=None)
     assert dispatch(connection) == 2
+
+
+def test_the_circuit_cooldown_doubles_per_failure_up_to_its_cap():
+    cooldowns = [service.circuit_cooldown(n).total_seconds() for n in (1, 2, 3, 5, 6, 40, 10**6)]
+
+    assert cooldowns == [1, 2, 4, 16, 30, 30, 30]
+
+
+def test_a_probe_failed_once_opens_the_circuit_briefly_and_a_vendor_that_keeps_failing_for_long(connection, vendor):
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
+    contact_forms_ingest(connection, n=3)
+    started = timezone.now()
+
+    failing(connection, failures=1)  # failing since one failure: the probe's makes two
+    assert dispatch(connection) == 1
+    connection.refresh_from_db()
+    assert connection.circuit_open_until - started < timedelta(seconds=5)
+
+    failing(connection, failures=service.CIRCUIT_THRESHOLD)
+    assert dispatch(connection) == 1
+    connection.refresh_from_db()
+    assert connection.circuit_open_until - started >= service.CIRCUIT_COOLDOWN

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 # Consecutive transient failures that open a connection's circuit, and for how long.
 CIRCUIT_THRESHOLD = 10
 CIRCUIT_COOLDOWN = timedelta(seconds=30)
+# The circuit's first cooldown, doubled per transient failure since the last success up to CIRCUIT_COOLDOWN
+# (circuit_cooldown): a flaky vendor whose one probe failed by bad luck waits a second, not half a minute (the
+# chaos run, 30 % faults: a failed probe stalled a healthy-enough vendor for 30 s at a time), while a vendor
+# that keeps failing (a run stopped by a round of failures already counts several) waits the full cooldown.
+CIRCUIT_FIRST_COOLDOWN = timedelta(seconds=1)
 # Isolation (a hanging vendor must not hold the workers the others need):
 # - until a run has delivered something, it starts no more requests once its failures, counting those still in
 #   flight as failing, reach this many (at most its threads: one round, RunGuard); the rest of its claim goes
@@ -513,6 +518,32 @@ def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: 
                     deliveries_finished([(delivery, Delivery.Status.FAILED)], at=now)
 
 
+def _apply_retrying(connection: VendorConnection, deliveries: dict[int, Delivery], sent: list[Sent]) -> None:
+    """_apply, tried again while the database is away (restarting, failing over, a SQLite lock held long): the
+    requests were sent, so their answers are worth waiting for. Giving up at once (the task's retry) left the rows
+    in `sending` for the sweep, which sent them again: a duplicate at the vendor and an unrecorded send for every
+    row of the run. It waits at most half of what the run left of HUB_STUCK_AFTER_SECONDS (the rows stay this
+    run's until then), then raises for the task's retry as before."""
+    budget = settings.HUB_STUCK_AFTER_SECONDS * (1 - settings.HUB_RUN_SHARE) / 2
+    until = time.monotonic() + budget
+    pause = 0.2
+    while True:
+        try:
+            return _apply(connection, deliveries, sent)
+        except OperationalError as exc:
+            if time.monotonic() + pause > until:
+                raise
+            log.warning(
+                "recording a run of connection %s: database unavailable (%s), trying again",
+                connection.pk,
+                type(exc).__name__,
+            )
+            if not db_connection.in_atomic_block:  # (a test's transaction stays)
+                db_connection.close_if_unusable_or_obsolete()  # a broken connection: a new one on the next try
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
+
+
 def next_state(
     connection: VendorConnection, *, attempts: int, created_at: datetime, result: Result, n: int, now: datetime
 ) -> dict:
@@ -563,9 +594,19 @@ def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool
         now = timezone.now()
         conn.update(circuit_failures=F("circuit_failures") + len(outcomes))
         opening = conn if trip else conn.filter(circuit_failures__gte=CIRCUIT_THRESHOLD)
-        opened = opening.exclude(circuit_open_until__gt=now).update(circuit_open_until=now + CIRCUIT_COOLDOWN)
+        failures = conn.values_list("circuit_failures", flat=True).first() or 1
+        cooldown = circuit_cooldown(failures)
+        opened = opening.exclude(circuit_open_until__gt=now).update(circuit_open_until=now + cooldown)
         if opened:
-            log.warning("circuit of connection %s open for %s", connection.name, CIRCUIT_COOLDOWN)
+            log.warning("circuit of connection %s open for %s", connection.name, cooldown)
+
+
+def circuit_cooldown(failures: int) -> timedelta:
+    """How long the circuit stays open after `failures` transient failures in a row: CIRCUIT_FIRST_COOLDOWN,
+    doubled per failure after the first, at most CIRCUIT_COOLDOWN."""
+    exponent = min(max(0, failures - 1), BACKOFF_MAX_EXPONENT)  # a float's power: no overflow
+    seconds = CIRCUIT_FIRST_COOLDOWN.total_seconds() * 2.0**exponent
+    return min(CIRCUIT_COOLDOWN, timedelta(seconds=min(seconds, CIRCUIT_COOLDOWN.total_seconds())))
 
 
 def _send_run(
@@ -632,7 +673,7 @@ def connection_dispatch(*, connection_id: int) -> int:
             unreadable.append(Sent((d.pk,), Result("failed", str(exc))))
     guard = RunGuard(RUN_STOP_FAILURES)
     sent = unreadable + (_send_run(connection, events, deadline, guard) if events else [])
-    _apply(connection, deliveries, sent)
+    _apply_retrying(connection, deliveries, sent)
     # A failed probe (the connection was failing already), or a run its failures stopped: the circuit opens.
     circuit_update(connection, sent, trip=guard.tripped or connection_failing(connection))
     if connection.kind == VendorKind.WEBMARKETER:
