@@ -58,8 +58,11 @@ bench-isolation: setup
 # back-pressure and replay. Its own PostgreSQL (port 5441) and Redis (6391); CHAOS_STACK=embedded for SQLite + the
 # SQLAlchemy broker (no restarts of those), CHAOS_EVENTS=… (default 10,000), CHAOS_PHASES=chaos for the run alone.
 CHAOS_STACK ?= pg
+CHAOS_EVENTS ?= 10000
+CHAOS_PHASES ?= chaos,isolation,backpressure,replay
+chaos: export HUB_VAR_DIR ?= $(CURDIR)/var/chaos-$(CHAOS_STACK)
 chaos: setup
-	CHAOS_STACK=$(CHAOS_STACK) $(BIN)/python bench/chaos.py
+	CHAOS_STACK=$(CHAOS_STACK) CHAOS_EVENTS=$(CHAOS_EVENTS) CHAOS_PHASES=$(CHAOS_PHASES) $(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -240,3 +240,18 @@ def test_backoff_is_capped_exponential_with_full_jitter(attempt, ceiling):
 
 def test_backoff_never_undercuts_retry_after():
     assert service.backoff_seconds(attempt=1, base=10, cap=600, retry_after=300) >= 300
+
+
+def test_the_sweep_fails_due_deliveries_past_the_give_up_window_without_sending_them(connection, vendor):
+    events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    old, recent = contact_forms_ingest(connection, n=2)
+    connection.give_up_after_seconds = 3600
+    connection.save()
+    Delivery.objects.filter(pk=old.pk).update(status="retrying", created_at=timezone.now() - timedelta(hours=2))
+
+    report = service.deliveries_sweep()
+
+    assert report["expired"] == 1 and events.call_count == 0
+    old.refresh_from_db()
+    assert old.status == "failed" and "give-up window (3600 s)" in old.last_error
+    assert Delivery.objects.get(pk=recent.pk).status == "pending"

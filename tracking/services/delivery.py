@@ -748,10 +748,41 @@ def connections_due(model: type[Delivery] | type[LeadDelivery], *, now: datetime
     return sorted(usable.values_list("pk", flat=True))
 
 
+# Due deliveries ended per connection and sweep once their give-up window is over (deliveries_expire).
+EXPIRE_CHUNK = 10_000
+
+
+def deliveries_expire(*, now: datetime) -> int:
+    """Due deliveries of enabled, unpaused connections whose give-up window (give_up_after_seconds since created)
+    is over fail with the reason, without another send, up to EXPIRE_CHUNK per connection and sweep.
+
+    Found by the back-pressure run: a vendor down longer than its window gets probes only (one delivery per run,
+    a cooldown between them), so next_state alone would end 100,000 due deliveries one probe at a time, over
+    days; the rows would stay `retrying` and keep the connection's queue long past the window."""
+    expired = 0
+    windows = VendorConnection.objects.filter(enabled=True, paused=False).values_list("pk", "give_up_after_seconds")
+    for pk, window in windows:
+        before = now - timedelta(seconds=window)
+        due = Delivery.objects.filter(DUE_NOW, connection_id=pk, created_at__lt=before).order_by()
+        ids = list(due.values_list("pk", flat=True)[:EXPIRE_CHUNK])
+        if ids:
+            expired += deliveries_close(
+                Delivery.objects.filter(DUE_NOW, pk__in=ids),
+                "failed",
+                claimed_at=None,
+                last_error=f"gave up: not delivered within the connection's give-up window ({window} s)",
+            )
+    if expired:
+        log.warning("failed %d deliveries past their connection's give-up window", expired)
+    return expired
+
+
 def deliveries_sweep() -> dict[str, int]:
-    """Take back deliveries stuck in `sending` (their worker died) and wake every connection with due work."""
+    """Take back deliveries stuck in `sending` (their worker died), end those past their give-up window, and wake
+    every connection with due work."""
     now = timezone.now()
     recovered = sending_take_back(Delivery, now=now)
+    expired = deliveries_expire(now=now)
     woken = connections_due(Delivery, now=now)
     connections_wake(woken, committed=True)
-    return {"recovered": recovered, "woken": len(woken)}
+    return {"recovered": recovered, "expired": expired, "woken": len(woken)}
