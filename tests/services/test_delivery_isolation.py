@@ -154,3 +154,66 @@ def test_a_probe_failed_once_opens_the_circuit_briefly_and_a_vendor_that_keeps_f
     assert dispatch(connection) == 1
     connection.refresh_from_db()
     assert connection.circuit_open_until - started >= service.CIRCUIT_COOLDOWN
+
+
+def test_the_circuit_stays_open_ten_times_as_long_as_the_failed_run_held_its_worker():
+    assert service.circuit_cooldown(1, busy=0.5).total_seconds() == 5
+    assert service.circuit_cooldown(1, busy=0.01).total_seconds() == 1
+    assert service.circuit_cooldown(1, busy=60) == service.CIRCUIT_COOLDOWN
+
+
+def test_a_hanging_probe_opens_the_circuit_for_ten_times_its_wait(connection, vendor):
+    def slow_timeout(request):
+        time.sleep(0.3)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    vendor.post(EVENTS_URL).mock(side_effect=slow_timeout)
+    contact_forms_ingest(connection, n=2)
+    failing(connection, failures=1)  # the probe's failure makes two: 2 s by count alone
+    started = timezone.now()
+
+    assert dispatch(connection) == 1
+
+    connection.refresh_from_db()
+    assert connection.circuit_open_until - started >= timedelta(seconds=3)  # ten times the 0.3 s it held
+    assert connection.circuit_open_until - started < service.CIRCUIT_COOLDOWN
+
+
+def test_a_rate_limited_connection_sends_a_slice_per_run_and_goes_again_after_it(
+    connection, vendor, monkeypatch, settings
+):
+    settings.HUB_DISPATCH_BATCH = 50
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    VendorConnection.objects.filter(pk=connection.pk).update(max_rate=5)
+    contact_forms_ingest(connection, n=8)
+    later = []
+    monkeypatch.setattr(
+        "tracking.tasks.dispatch_connection.apply_async", lambda args, countdown: later.append(countdown)
+    )
+
+    assert tasks.dispatch_connection(connection.pk) == 5  # one second of its rate, not the batch
+
+    assert later == [service.RATE_SLICE]  # the next slice, without holding the worker meanwhile
+    assert Delivery.objects.filter(status="delivered").count() == 5
+
+
+def test_a_rate_limiter_lets_a_burst_go_at_once_then_keeps_the_rate(monkeypatch):
+    from tracking.vendors import http
+
+    clock = [100.0]
+    slept = []
+    monkeypatch.setattr(http.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(http.time, "sleep", slept.append)
+    limiter = http.RateLimiter(20, burst=5)
+
+    for _ in range(5):
+        limiter.wait()
+    assert slept == []  # the bucket's five go at once
+    for _ in range(2):
+        limiter.wait()
+    assert slept == pytest.approx([0.05, 0.10])  # then one every 1/20 s
+    clock[0] += 10  # a pause refills the bucket
+    slept.clear()
+    for _ in range(5):
+        limiter.wait()
+    assert slept == []

@@ -41,6 +41,11 @@ CIRCUIT_COOLDOWN = timedelta(seconds=30)
 # chaos run, 30 % faults: a failed probe stalled a healthy-enough vendor for 30 s at a time), while a vendor
 # that keeps failing (a run stopped by a round of failures already counts several) waits the full cooldown.
 CIRCUIT_FIRST_COOLDOWN = timedelta(seconds=1)
+# ... and never shorter than this many times what the failed run held its worker for: a hanging vendor's probe
+# (one request waiting for its timeout) is followed by ten times as long without one, so a failing connection
+# holds at most about a tenth of a worker, however few failures it has counted (Tracify sends a batch in one
+# request: one failure per run).
+CIRCUIT_BUSY_FACTOR = 10
 # Isolation (a hanging vendor must not hold the workers the others need):
 # - until a run has delivered something, it starts no more requests once its failures, counting those still in
 #   flight as failing, reach this many (at most its threads: one round, RunGuard); the rest of its claim goes
@@ -53,6 +58,10 @@ CIRCUIT_FIRST_COOLDOWN = timedelta(seconds=1)
 #   sweep or the backoff brings the next probe;
 # - a connection has one run at a time (run_in_flight): it never holds more than one worker process.
 RUN_STOP_FAILURES = CIRCUIT_THRESHOLD
+# A rate-limited connection's run sends at most one slice of its max_rate (max_rate × RATE_SLICE requests, at once:
+# its session's token bucket holds that many) and its next run is queued RATE_SLICE later (dispatch_again_in):
+# it never sleeps on its rate limit holding a worker process.
+RATE_SLICE = 1.0
 # The backoff doubles per attempt up to the connection's cap; past 2**60 the cap has long been reached
 # (and 2**1024 overflows a float).
 BACKOFF_MAX_EXPONENT = 60
@@ -106,6 +115,7 @@ def session_for(connection: VendorConnection) -> VendorSession:
             timeout=connection.timeout_seconds,
             max_rate=connection.max_rate,
             max_connections=settings.HUB_DISPATCH_CONCURRENCY,
+            burst=rate_slice_size(connection),
         )
         _sessions[connection.pk] = (connection.updated_at, session)
         return session
@@ -129,17 +139,30 @@ def connection_failing(connection: VendorConnection) -> bool:
     return connection.circuit_failures > 0
 
 
-def connection_failing_now(connection_id: int) -> bool:
-    """connection_failing, read again from the database (after a run)."""
-    return VendorConnection.objects.filter(pk=connection_id, circuit_failures__gt=0).exists()
+def rate_slice_size(connection: VendorConnection) -> int:
+    """Requests a rate-limited connection may send in one RATE_SLICE (its session's burst), 1 without a limit."""
+    return max(1, int(connection.max_rate * RATE_SLICE)) if connection.max_rate else 1
 
 
 def dispatch_limit(connection: VendorConnection) -> int:
-    """Deliveries claimed per run: HUB_DISPATCH_BATCH, or the connection's batch size where that is smaller; one
-    (a probe) while the connection is failing."""
+    """Deliveries claimed per run: HUB_DISPATCH_BATCH, or the connection's batch size where that is smaller, or a
+    rate-limited connection's slice (rate_slice_size); one (a probe) while the connection is failing."""
     if connection_failing(connection):
         return 1
-    return max(1, min(connection.batch_size or settings.HUB_DISPATCH_BATCH, settings.HUB_DISPATCH_BATCH))
+    limit = max(1, min(connection.batch_size or settings.HUB_DISPATCH_BATCH, settings.HUB_DISPATCH_BATCH))
+    return min(limit, rate_slice_size(connection)) if connection.max_rate else limit
+
+
+def dispatch_again_in(connection_id: int) -> float | None:
+    """After a run that claimed deliveries: in how many seconds the connection's next run goes (0: at once, behind
+    the runs already queued), or None while it is failing (its next probe waits for a wake, the sweep or the
+    backoff). A rate-limited connection goes again after RATE_SLICE: its run sent a slice in a burst, and waiting
+    for the next slice inside a run held a worker process asleep (the replay phase of the chaos run: a vendor
+    draining its backlog at 25/s held one of two workers, the others fell to 0.7x of their rate)."""
+    row = VendorConnection.objects.filter(pk=connection_id).values_list("circuit_failures", "max_rate").first()
+    if row is None or row[0] > 0:
+        return None
+    return RATE_SLICE if row[1] else 0.0
 
 
 # -- claiming --------------------------------------------------------------------------------------------
@@ -580,11 +603,11 @@ def next_state(
     }
 
 
-def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool = False) -> None:
+def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool = False, busy: float = 0.0) -> None:
     """Open the circuit after CIRCUIT_THRESHOLD transient failures in a row; close it on any success. Counted in
     the database (F()), not from the run's copy of the connection, so concurrent runs add up. `trip`: open it
     on this run's failures whatever the count (a run stopped by its failures, a failed probe of a circuit
-    that was open)."""
+    that was open). `busy`: the seconds the run held its worker (circuit_cooldown)."""
     outcomes = [s.result.outcome for s in sent if not s.released]
     conn = VendorConnection.objects.filter(pk=connection.pk)
     if "delivered" in outcomes:
@@ -595,17 +618,18 @@ def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool
         conn.update(circuit_failures=F("circuit_failures") + len(outcomes))
         opening = conn if trip else conn.filter(circuit_failures__gte=CIRCUIT_THRESHOLD)
         failures = conn.values_list("circuit_failures", flat=True).first() or 1
-        cooldown = circuit_cooldown(failures)
+        cooldown = circuit_cooldown(failures, busy=busy)
         opened = opening.exclude(circuit_open_until__gt=now).update(circuit_open_until=now + cooldown)
         if opened:
             log.warning("circuit of connection %s open for %s", connection.name, cooldown)
 
 
-def circuit_cooldown(failures: int) -> timedelta:
+def circuit_cooldown(failures: int, *, busy: float = 0.0) -> timedelta:
     """How long the circuit stays open after `failures` transient failures in a row: CIRCUIT_FIRST_COOLDOWN,
-    doubled per failure after the first, at most CIRCUIT_COOLDOWN."""
+    doubled per failure after the first, at least CIRCUIT_BUSY_FACTOR times `busy` (the seconds the failed run
+    held its worker), at most CIRCUIT_COOLDOWN."""
     exponent = min(max(0, failures - 1), BACKOFF_MAX_EXPONENT)  # a float's power: no overflow
-    seconds = CIRCUIT_FIRST_COOLDOWN.total_seconds() * 2.0**exponent
+    seconds = max(CIRCUIT_FIRST_COOLDOWN.total_seconds() * 2.0**exponent, CIRCUIT_BUSY_FACTOR * busy)
     return min(CIRCUIT_COOLDOWN, timedelta(seconds=min(seconds, CIRCUIT_COOLDOWN.total_seconds())))
 
 
@@ -672,10 +696,12 @@ def connection_dispatch(*, connection_id: int) -> int:
         except Unreadable as exc:
             unreadable.append(Sent((d.pk,), Result("failed", str(exc))))
     guard = RunGuard(RUN_STOP_FAILURES)
+    started = time.monotonic()
     sent = unreadable + (_send_run(connection, events, deadline, guard) if events else [])
+    busy = time.monotonic() - started
     _apply_retrying(connection, deliveries, sent)
     # A failed probe (the connection was failing already), or a run its failures stopped: the circuit opens.
-    circuit_update(connection, sent, trip=guard.tripped or connection_failing(connection))
+    circuit_update(connection, sent, trip=guard.tripped or connection_failing(connection), busy=busy)
     if connection.kind == VendorKind.WEBMARKETER:
         # Lead changes made before these events reached Webmarketer were waiting for their ids.
         delivered = [deliveries[k].event_id for s in sent if s.result.vendor_ref and not s.released for k in s.keys]
