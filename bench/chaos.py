@@ -42,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -126,8 +127,14 @@ class Postgres:
     """The run's own PostgreSQL cluster (never the shared one): initdb once, start, restart, stop."""
 
     def __init__(self) -> None:
-        self.data = VAR / "pg"
-        self.logfile = VAR / "postgres.log"
+        home = VAR
+        if os.geteuid() == 0 and subprocess.run(_as_postgres(["test", "-x", str(VAR)])).returncode != 0:
+            # The checkout is not reachable by the postgres user (e.g. under /root): the cluster lives in /tmp.
+            home = Path(tempfile.gettempdir()) / f"hub-chaos-pg-{PG_PORT}"
+            home.mkdir(exist_ok=True)
+            shutil.chown(home, "postgres", "postgres")
+        self.data = home / "pg"
+        self.logfile = home / "postgres.log"
 
     def _ctl(self, *args: str) -> None:
         opts = f"-p {PG_PORT} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
@@ -139,8 +146,10 @@ class Postgres:
             self.data.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
                 shutil.chown(self.data, "postgres", "postgres")
-                self.logfile.touch()
-                shutil.chown(self.logfile, "postgres", "postgres")
+        if os.geteuid() == 0:
+            self.logfile.touch()
+            shutil.chown(self.logfile, "postgres", "postgres")
+        if not (self.data / "PG_VERSION").exists():
             subprocess.run(
                 _as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]),
                 check=True,
@@ -148,12 +157,8 @@ class Postgres:
             )
         self._ctl("start")
         psql = [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-qtAc"]
-        if (
-            "1"
-            not in subprocess.run(
-                psql + ["select 1 from pg_roles where rolname='hub'"], capture_output=True
-            ).stdout.decode()
-        ):
+        role = subprocess.run(psql + ["select 1 from pg_roles where rolname='hub'"], capture_output=True, text=True)
+        if "1" not in role.stdout:
             subprocess.run(psql + ["create user hub password 'hub' createdb"], check=True)
         subprocess.run(psql + ["drop database if exists hub_chaos"], check=True)
         subprocess.run(psql + ["create database hub_chaos owner hub"], check=True)
