@@ -35,6 +35,7 @@ Only loopback traffic. Not part of `make test`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -121,10 +122,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.kill()
         if self.proc:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)  # whatever of its group is left
-            except ProcessLookupError:
-                pass
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
