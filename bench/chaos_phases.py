@@ -32,13 +32,32 @@ def _faults(url: str, faults: dict | None) -> None:
 
 
 def _empty() -> None:
+    """No events, deliveries or attempts; every circuit closed. The connections are paused meanwhile, so that no run
+    records into rows being deleted (on PostgreSQL that deadlocked with a run still recording)."""
+    from django.db import OperationalError, transaction
+
     from tracking.models import Attempt, Delivery, Event, VendorConnection
 
-    Attempt.objects.all().delete()
-    Delivery.objects.all().delete()
-    Event.objects.all().delete()
+    VendorConnection.objects.update(paused=True)
+    end = time.monotonic() + 60
+    while time.monotonic() < end and Delivery.objects.filter(status="sending").exists():
+        time.sleep(0.5)
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                Attempt.objects.all().delete()
+                Delivery.objects.all().delete()
+                Event.objects.all().delete()
+            break
+        except OperationalError:
+            time.sleep(1)
     VendorConnection.objects.update(
-        circuit_failures=0, circuit_open_until=None, timeout_seconds=5, retry_base_seconds=1, retry_max_seconds=10
+        paused=False,
+        circuit_failures=0,
+        circuit_open_until=None,
+        timeout_seconds=5,
+        retry_base_seconds=1,
+        retry_max_seconds=10,
     )
 
 
