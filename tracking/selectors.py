@@ -506,7 +506,7 @@ class ConnectionHealth:
 
     @property
     def due_label(self) -> str:
-        """The deliveries due as the pages show them: past DUE_COUNT_CAP, "10,000+"."""
+        """The deliveries due as the pages show them: past DUE_COUNT_CAP, "1,000+"."""
         return f"{DUE_COUNT_CAP:,}+" if self.due > DUE_COUNT_CAP else str(self.due)
 
     @property
@@ -529,8 +529,8 @@ def attempts_window_floor(since: datetime) -> int:
     return before or 0
 
 
-# Deliveries due counted up to this many per connection on the connection pages (more show as "10,000+").
-DUE_COUNT_CAP = 10_000
+# Deliveries due counted up to this many per connection on the connection pages (more show as "1,000+").
+DUE_COUNT_CAP = 1_000
 
 
 def connections_health(connection_ids: list[int], *, now: datetime | None = None) -> dict[int, ConnectionHealth]:

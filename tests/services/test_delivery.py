@@ -242,7 +242,8 @@ def test_backoff_never_undercuts_retry_after():
     assert service.backoff_seconds(attempt=1, base=10, cap=600, retry_after=300) >= 300
 
 
-def test_the_sweep_fails_due_deliveries_past_the_give_up_window_without_sending_them(connection, vendor):
+def test_the_sweep_fails_due_deliveries_past_the_give_up_window_without_sending_them(connection, vendor, monkeypatch):
+    monkeypatch.setattr(service, "_expire_next", 0.0)  # another test's sweep found none a moment ago
     events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
     old, recent = contact_forms_ingest(connection, n=2)
     connection.give_up_after_seconds = 3600
@@ -255,3 +256,17 @@ def test_the_sweep_fails_due_deliveries_past_the_give_up_window_without_sending_
     old.refresh_from_db()
     assert old.status == "failed" and "give-up window (3600 s)" in old.last_error
     assert Delivery.objects.get(pk=recent.pk).status == "pending"
+
+
+def test_the_sweep_looks_for_deliveries_past_their_window_again_only_a_while_after_finding_none(
+    connection, monkeypatch
+):
+    monkeypatch.setattr(service, "_expire_next", 0.0)
+    (delivery,) = contact_forms_ingest(connection)
+    assert service.deliveries_sweep()["expired"] == 0
+    Delivery.objects.filter(pk=delivery.pk).update(created_at=timezone.now() - timedelta(days=2))
+
+    assert service.deliveries_sweep()["expired"] == 0  # not yet: it found none a moment ago
+
+    monkeypatch.setattr(service, "_expire_next", 0.0)  # a minute later
+    assert service.deliveries_sweep()["expired"] == 1
