@@ -217,3 +217,18 @@ def test_a_rate_limiter_lets_a_burst_go_at_once_then_keeps_the_rate(monkeypatch)
     for _ in range(5):
         limiter.wait()
     assert slept == []
+
+
+def test_a_rate_limited_connection_claims_only_what_its_last_second_of_requests_left(connection, vendor, settings):
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    VendorConnection.objects.filter(pk=connection.pk).update(max_rate=5)
+    connection.refresh_from_db()
+    first, *_ = contact_forms_ingest(connection, n=8)
+    now = timezone.now()
+    Attempt.objects.create(delivery=first, started_at=now - timedelta(seconds=5), duration_ms=5, outcome="retry")
+    Attempt.objects.bulk_create(  # three requests another process sent half a second ago (ids follow send order)
+        Attempt(delivery=first, started_at=now - timedelta(seconds=0.5, milliseconds=i), duration_ms=5, outcome="retry")
+        for i in range(3)
+    )
+
+    assert service.dispatch_limit(connection) == 2  # 5 a second, 3 of them sent
