@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench bench-delivery bench-console bench-isolation screenshots clean
+.PHONY: setup run test lint bench bench-delivery bench-console bench-isolation chaos screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,16 @@ bench-console: setup
 # One vendor hanging or answering 500: the healthy vendors' delivery rate against all up (target >= 0.9).
 bench-isolation: setup
 	$(BIN)/python bench/isolation.py
+
+# Chaos run: workers SIGKILLed, Redis, the sandbox and PostgreSQL restarted under 30 % vendor faults; then isolation,
+# back-pressure and replay. Its own PostgreSQL (port 5441) and Redis (6391); CHAOS_STACK=embedded for SQLite + the
+# SQLAlchemy broker (no restarts of those), CHAOS_EVENTS=… (default 10,000), CHAOS_PHASES=chaos for the run alone.
+CHAOS_STACK ?= pg
+CHAOS_EVENTS ?= 10000
+CHAOS_PHASES ?= chaos,isolation,backpressure,replay
+chaos: export HUB_VAR_DIR ?= $(CURDIR)/var/chaos-$(CHAOS_STACK)
+chaos: setup
+	CHAOS_STACK=$(CHAOS_STACK) CHAOS_EVENTS=$(CHAOS_EVENTS) CHAOS_PHASES=$(CHAOS_PHASES) $(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -22,8 +22,12 @@ def dispatch_connection(connection_id: int) -> int:
     claimed = delivery.connection_dispatch(connection_id=connection_id)
     # More may be due: go again, behind the other connections' runs already queued (fairness); not after a run
     # that only failed (the connection is failing): its next probe waits for a wake, the sweep or the backoff.
-    if claimed and not delivery.connection_failing_now(connection_id):
-        dispatch_connection.delay(connection_id)
+    # A rate-limited connection goes again after its next slice of requests is due (dispatch_again_in).
+    if claimed and (countdown := delivery.dispatch_again_in(connection_id)) is not None:
+        if countdown:
+            dispatch_connection.apply_async((connection_id,), countdown=countdown)
+        else:
+            dispatch_connection.delay(connection_id)
     return claimed
 
 

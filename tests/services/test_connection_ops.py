@@ -111,3 +111,14 @@ def test_a_paused_connection_claims_no_lead_change(connection, monkeypatch):
     connection_pause_set(connection=connection, paused=False)
     leads.lead_changes_dispatch(connection_id=connection.pk)
     assert claimed == [{"connection_id": connection.pk, "limit": connection.batch_size}]
+
+
+def test_deliveries_due_are_counted_up_to_a_cap_and_shown_as_more(connection, monkeypatch):
+    contact_forms_ingest(connection, 3)
+    monkeypatch.setattr("tracking.selectors.DUE_COUNT_CAP", 2)
+
+    health = connections_health([connection.pk])[connection.pk]
+
+    assert (health.due, health.due_label) == (3, "2+")
+    monkeypatch.setattr("tracking.selectors.DUE_COUNT_CAP", 3)
+    assert connections_health([connection.pk])[connection.pk].due_label == "3"

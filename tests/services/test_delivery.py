@@ -395,3 +395,33 @@ def test_a_claim_may_fill_a_request_per_sending_thread_for_a_vendor_that_batches
     assert service.dispatch_limit(tracardi) == 50  # one per request: HUB_DISPATCH_BATCH
     tracify.batch_size = 300
     assert service.dispatch_limit(tracify) == 300  # the connection's batch size lowers it
+
+
+def test_the_sweep_fails_due_deliveries_past_the_give_up_window_without_sending_them(connection, vendor, monkeypatch):
+    monkeypatch.setattr(service, "_expire_next", 0.0)  # another test's sweep found none a moment ago
+    events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    old, recent = contact_forms_ingest(connection, n=2)
+    connection.give_up_after_seconds = 3600
+    connection.save()
+    Delivery.objects.filter(pk=old.pk).update(status="retrying", created_at=timezone.now() - timedelta(hours=2))
+
+    report = service.deliveries_sweep()
+
+    assert report["expired"] == 1 and events.call_count == 0
+    old.refresh_from_db()
+    assert old.status == "failed" and "give-up window (3600 s)" in old.last_error
+    assert Delivery.objects.get(pk=recent.pk).status == "pending"
+
+
+def test_the_sweep_looks_for_deliveries_past_their_window_again_only_a_while_after_finding_none(
+    connection, monkeypatch
+):
+    monkeypatch.setattr(service, "_expire_next", 0.0)
+    (delivery,) = contact_forms_ingest(connection)
+    assert service.deliveries_sweep()["expired"] == 0
+    Delivery.objects.filter(pk=delivery.pk).update(created_at=timezone.now() - timedelta(days=2))
+
+    assert service.deliveries_sweep()["expired"] == 0  # not yet: it found none a moment ago
+
+    monkeypatch.setattr(service, "_expire_next", 0.0)  # a minute later
+    assert service.deliveries_sweep()["expired"] == 1

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
-from django.db import DataError
+from django.db import DataError, OperationalError
 from django.db import connection as db
 from django.utils import timezone
 
@@ -20,7 +20,7 @@ from tests.factories import (
     route_make,
     vendor_connection_make,
 )
-from tests.services.conftest import EVENTS_URL, TOKEN, dispatch
+from tests.services.conftest import EVENTS_URL, TOKEN, contact_forms_ingest, dispatch
 from tracking.demo import PURCHASE_ROUTES, purchase_data
 from tracking.models import Attempt, Delivery, Event, LeadChange, LeadDelivery, Route, VendorConnection
 from tracking.services import delivery as service
@@ -533,3 +533,25 @@ def test_a_bug_in_a_run_leaves_nothing_in_sending_and_logs_no_event_data(connect
     delivery = status_of(event)
     assert delivery.status == "retrying" and delivery.last_error == "internal error (RuntimeError), retried later"
     assert "RuntimeError" in caplog.text and MARKER not in caplog.text
+
+
+def test_answers_are_recorded_once_the_database_is_back_not_left_for_the_sweep_to_send_again(
+    connection, vendor, monkeypatch
+):
+    events = vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    contact_forms_ingest(connection, n=3)
+    real_apply, calls = service._apply, []
+
+    def database_away_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_apply(*args)
+
+    monkeypatch.setattr(service, "_apply", database_away_once)
+
+    assert dispatch(connection) == 3
+
+    assert len(calls) == 2 and events.call_count == 3
+    assert list(Delivery.objects.values_list("status", "attempts")) == [("delivered", 1)] * 3
+    assert Attempt.objects.count() == 3

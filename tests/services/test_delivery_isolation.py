@@ -177,3 +177,103 @@ def test_a_connection_has_one_run_at_a_time(connection, vendor):
     assert events.call_count == 0
     Delivery.objects.filter(status="sending").update(status="delivered", claimed_at=None)
     assert dispatch(connection) == 2
+
+
+def test_the_circuit_cooldown_doubles_per_failure_up_to_its_cap():
+    cooldowns = [service.circuit_cooldown(n).total_seconds() for n in (1, 2, 3, 5, 6, 40, 10**6)]
+
+    assert cooldowns == [1, 2, 4, 16, 30, 30, 30]
+
+
+def test_a_probe_failed_once_opens_the_circuit_briefly_and_a_vendor_that_keeps_failing_for_long(connection, vendor):
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(503))
+    contact_forms_ingest(connection, n=3)
+    started = timezone.now()
+
+    failing(connection, failures=1)  # failing since one failure: the probe's makes two
+    assert dispatch(connection) == 1
+    connection.refresh_from_db()
+    assert connection.circuit_open_until - started < timedelta(seconds=5)
+
+    failing(connection, failures=service.CIRCUIT_THRESHOLD)
+    assert dispatch(connection) == 1
+    connection.refresh_from_db()
+    assert connection.circuit_open_until - started >= service.CIRCUIT_COOLDOWN
+
+
+def test_the_circuit_stays_open_ten_times_as_long_as_the_failed_run_held_its_worker():
+    assert service.circuit_cooldown(1, busy=0.5).total_seconds() == 5
+    assert service.circuit_cooldown(1, busy=0.01).total_seconds() == 1
+    assert service.circuit_cooldown(1, busy=60) == service.CIRCUIT_COOLDOWN
+
+
+def test_a_hanging_probe_opens_the_circuit_for_ten_times_its_wait(connection, vendor):
+    def slow_timeout(request):
+        time.sleep(0.3)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    vendor.post(EVENTS_URL).mock(side_effect=slow_timeout)
+    contact_forms_ingest(connection, n=2)
+    failing(connection, failures=1)  # the probe's failure makes two: 2 s by count alone
+    started = timezone.now()
+
+    assert dispatch(connection) == 1
+
+    connection.refresh_from_db()
+    assert connection.circuit_open_until - started >= timedelta(seconds=3)  # ten times the 0.3 s it held
+    assert connection.circuit_open_until - started < service.CIRCUIT_COOLDOWN
+
+
+def test_a_rate_limited_connection_sends_a_slice_per_run_and_goes_again_after_it(
+    connection, vendor, monkeypatch, settings
+):
+    settings.HUB_DISPATCH_BATCH = 50
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    VendorConnection.objects.filter(pk=connection.pk).update(max_rate=5)
+    contact_forms_ingest(connection, n=8)
+    later = []
+    monkeypatch.setattr(
+        "tracking.tasks.dispatch_connection.apply_async", lambda args, countdown: later.append(countdown)
+    )
+
+    assert tasks.dispatch_connection(connection.pk) == 5  # one second of its rate, not the batch
+
+    assert later == [service.RATE_SLICE]  # the next slice, without holding the worker meanwhile
+    assert Delivery.objects.filter(status="delivered").count() == 5
+
+
+def test_a_rate_limiter_lets_a_burst_go_at_once_then_keeps_the_rate(monkeypatch):
+    from tracking.vendors import http
+
+    clock = [100.0]
+    slept = []
+    monkeypatch.setattr(http.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(http.time, "sleep", slept.append)
+    limiter = http.RateLimiter(20, burst=5)
+
+    for _ in range(5):
+        limiter.wait()
+    assert slept == []  # the bucket's five go at once
+    for _ in range(2):
+        limiter.wait()
+    assert slept == pytest.approx([0.05, 0.10])  # then one every 1/20 s
+    clock[0] += 10  # a pause refills the bucket
+    slept.clear()
+    for _ in range(5):
+        limiter.wait()
+    assert slept == []
+
+
+def test_a_rate_limited_connection_claims_only_what_its_last_second_of_requests_left(connection, vendor, settings):
+    vendor.post(EVENTS_URL).mock(return_value=httpx.Response(200, json="wm-id"))
+    VendorConnection.objects.filter(pk=connection.pk).update(max_rate=5)
+    connection.refresh_from_db()
+    first, *_ = contact_forms_ingest(connection, n=8)
+    now = timezone.now()
+    Attempt.objects.create(delivery=first, started_at=now - timedelta(seconds=5), duration_ms=5, outcome="retry")
+    Attempt.objects.bulk_create(  # three requests another process sent half a second ago (ids follow send order)
+        Attempt(delivery=first, started_at=now - timedelta(seconds=0.5, milliseconds=i), duration_ms=5, outcome="retry")
+        for i in range(3)
+    )
+
+    assert service.dispatch_limit(connection) == 2  # 5 a second, 3 of them sent

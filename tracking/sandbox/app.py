@@ -37,7 +37,7 @@ class Faults:
 
 
 class SandboxState:
-    def __init__(self, state_file: Path | None = None) -> None:
+    def __init__(self, state_file: Path | None = None, log_file: Path | None = None) -> None:
         self.lock = threading.Lock()
         self.state_file = state_file
         self.faults = Faults()
@@ -46,6 +46,16 @@ class SandboxState:
         self.persisted: dict[str, Any] = {}
         if state_file and state_file.exists():
             self.persisted = json.loads(state_file.read_text())
+        # The request log (one JSON line per vendor call, written as it is answered): what was received outlives a
+        # restart of the sandbox (a chaos run restarts it and then counts every request it ever got).
+        self.log_file = log_file
+        self._log = None
+        if log_file:
+            if log_file.exists():
+                with log_file.open() as lines:
+                    self.received = [json.loads(line) for line in lines if line.endswith("\n")]
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = log_file.open("a", buffering=1)  # line-buffered: a killed sandbox loses no whole line
 
     def save(self) -> None:
         if self.state_file:
@@ -62,17 +72,25 @@ class SandboxState:
         for name in secret_params:
             if name in query:
                 query[name] = "[redacted]"
-        self.received.append(
-            {
-                "vendor": vendor,
-                "method": request.method,
-                "path": request.url.path,
-                "query": query,
-                "body": body,
-                "status": status,
-                "at": datetime.now(UTC).isoformat(),
-            }
-        )
+        item = {
+            "vendor": vendor,
+            "method": request.method,
+            "path": request.url.path,
+            "query": query,
+            "body": body,
+            "status": status,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        self.received.append(item)
+        if self._log is not None:
+            self._log.write(json.dumps(item) + "\n")
+
+    def forget(self) -> None:
+        """Forget what was received (the log file too)."""
+        self.received.clear()
+        if self._log is not None and self.log_file is not None:
+            self._log.close()
+            self._log = self.log_file.open("w", buffering=1)
 
 
 def json_error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -170,6 +188,9 @@ class VendorSandbox:
     def routes(self) -> list[Route]:
         raise NotImplementedError
 
+    def restore(self, received: list[dict[str, Any]]) -> None:
+        """Take back what the request log says was received before a restart (the vendors that dedup need it)."""
+
     def answer(self, request: Request, body: Any, response: Response) -> Response:
         """Record the call, its body and the status of `response`, and answer with it."""
         self.state.record(self.name, request, body, response.status_code, secret_params=self.secret_params)
@@ -194,10 +215,11 @@ async def refusal_answer(request: Request, exc: Exception) -> Response:
     return cast(Refusal, exc).response
 
 
-def create_app(state_file: Path | None = None) -> Starlette:
+def create_app(state_file: Path | None = None, log_file: Path | None = None) -> Starlette:
+    """The sandbox app; `log_file`: the request log, read back at start (what was received survives a restart)."""
     from . import acquia, algonomy, tracardi, tracify, webmarketer
 
-    state = SandboxState(state_file)
+    state = SandboxState(state_file, log_file)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -217,7 +239,7 @@ def create_app(state_file: Path | None = None) -> Starlette:
 
     async def reset(request: Request) -> Response:
         state.faults = Faults()
-        state.received.clear()
+        state.forget()
         for vendor in state.vendors.values():
             vendor.reset()
         return JSONResponse({"ok": True})
@@ -237,6 +259,7 @@ def create_app(state_file: Path | None = None) -> Starlette:
         vendor = module.Sandbox(state)
         state.vendors[vendor.name] = vendor
         routes += vendor.routes()
+        vendor.restore(state.received)
     app = Starlette(routes=routes, exception_handlers={Refusal: refusal_answer})
     app.state.sandbox = state
     return app

@@ -110,6 +110,20 @@ class Sandbox(VendorSandbox):
         self.accounts.add(kid, checked)
         return JSONResponse(account, status_code=201)
 
+    def restore(self, received: list[dict[str, Any]]) -> None:
+        """The events accepted before a restart, by nonce: a nonce sent again after it is still deduplicated."""
+        for item in received:
+            body = item.get("body")
+            if item["vendor"] != NAME or item["path"] != "/webmarketer/api/v1/events" or item["status"] != 200:
+                continue
+            key = (body["projectId"], str(body["nonce"]))
+            if key in self.by_nonce:
+                self.events[self.by_nonce[key]]["sends"] += 1
+                continue
+            event_id = str(uuid.uuid4())
+            self.by_nonce[key] = event_id
+            self.events[event_id] = {"_id": event_id, **body, "createdAt": item["at"], "sends": 1}
+
     async def inspect_events(self, request: Request) -> Response:
         """What was received: each event with its current states and statistics and its update history."""
         events = [

@@ -37,6 +37,16 @@ log = logging.getLogger(__name__)
 # Consecutive transient failures that open a connection's circuit, and for how long.
 CIRCUIT_THRESHOLD = 10
 CIRCUIT_COOLDOWN = timedelta(seconds=30)
+# The circuit's first cooldown, doubled per transient failure since the last success up to CIRCUIT_COOLDOWN
+# (circuit_cooldown): a flaky vendor whose one probe failed by bad luck waits a second, not half a minute (the
+# chaos run, 30 % faults: a failed probe stalled a healthy-enough vendor for 30 s at a time), while a vendor
+# that keeps failing (a run stopped by a round of failures already counts several) waits the full cooldown.
+CIRCUIT_FIRST_COOLDOWN = timedelta(seconds=1)
+# ... and never shorter than this many times what the failed run held its worker for: a hanging vendor's probe
+# (one request waiting for its timeout) is followed by ten times as long without one, so a failing connection
+# holds at most about a tenth of a worker, however few failures it has counted (Tracify sends a batch in one
+# request: one failure per run).
+CIRCUIT_BUSY_FACTOR = 10
 # Isolation (a hanging vendor must not hold the workers the others need):
 # - until a run has delivered something, it starts no more requests once its failures, counting those still in
 #   flight as failing, reach this many (at most its threads: one round, RunGuard); the rest of its claim goes
@@ -49,6 +59,10 @@ CIRCUIT_COOLDOWN = timedelta(seconds=30)
 #   sweep or the backoff brings the next probe;
 # - a failing connection has one run at a time (runs_allowed): it never holds more than one worker process.
 RUN_STOP_FAILURES = CIRCUIT_THRESHOLD
+# A rate-limited connection's run sends at most one slice of its max_rate (max_rate × RATE_SLICE requests, at once:
+# its session's token bucket holds that many) and its next run is queued RATE_SLICE later (dispatch_again_in):
+# it never sleeps on its rate limit holding a worker process.
+RATE_SLICE = 1.0
 # The backoff doubles per attempt up to the connection's cap; past 2**60 the cap has long been reached
 # (and 2**1024 overflows a float).
 BACKOFF_MAX_EXPONENT = 60
@@ -102,6 +116,7 @@ def session_for(connection: VendorConnection) -> VendorSession:
             timeout=connection.timeout_seconds,
             max_rate=connection.max_rate,
             max_connections=settings.HUB_DISPATCH_CONCURRENCY,
+            burst=rate_slice_size(connection),
         )
         _sessions[connection.pk] = (connection.updated_at, session)
         return session
@@ -125,15 +140,16 @@ def connection_failing(connection: VendorConnection) -> bool:
     return connection.circuit_failures > 0
 
 
-def connection_failing_now(connection_id: int) -> bool:
-    """connection_failing, read again from the database (after a run)."""
-    return VendorConnection.objects.filter(pk=connection_id, circuit_failures__gt=0).exists()
+def rate_slice_size(connection: VendorConnection) -> int:
+    """Requests a rate-limited connection may send in one RATE_SLICE (its session's burst), 1 without a limit."""
+    return max(1, int(connection.max_rate * RATE_SLICE)) if connection.max_rate else 1
 
 
 def dispatch_limit(connection: VendorConnection) -> int:
     """Deliveries claimed per batch: HUB_DISPATCH_BATCH, or for a vendor that takes several events per request
     enough to fill a request per sending thread (HUB_DISPATCH_CONCURRENCY), whichever is more; the connection's
-    batch size lowers it, never raises it; one (a probe) while the connection is failing."""
+    batch size lowers it, never raises it, and so does a rate-limited connection's slice (rate_slice_left); one
+    (a probe) while the connection is failing."""
     if connection_failing(connection):
         return 1
     try:
@@ -143,7 +159,33 @@ def dispatch_limit(connection: VendorConnection) -> int:
     most = settings.HUB_DISPATCH_BATCH
     if per_request > 1:
         most = max(most, per_request * settings.HUB_DISPATCH_CONCURRENCY)
-    return max(1, min(connection.batch_size or most, most))
+    limit = max(1, min(connection.batch_size or most, most))
+    return min(limit, rate_slice_left(connection)) if connection.max_rate else limit
+
+
+def rate_slice_left(connection: VendorConnection) -> int:
+    """Requests a rate-limited connection may still send now: its slice less the requests any process started for
+    it within the last RATE_SLICE (its recorded exchanges; one run at a time, so the last run's are recorded). Each
+    worker process has its own rate limiter: without this, a wake between two slices started one in the other
+    process with a full bucket (the chaos run's replay: 33 requests/s for a max_rate of 25)."""
+    since = timezone.now() - timedelta(seconds=RATE_SLICE)
+    # Walking the primary key back from the newest attempt (Attempt has no index on started_at).
+    floor = Attempt.objects.filter(started_at__lt=since).order_by("-pk").values_list("pk", flat=True).first() or 0
+    recent = Attempt.objects.filter(pk__gt=floor, started_at__gte=since, delivery__connection_id=connection.pk)
+    sent = recent.order_by().values("started_at").distinct().count()  # a batch request: one exchange, one time
+    return max(0, rate_slice_size(connection) - sent)
+
+
+def dispatch_again_in(connection_id: int) -> float | None:
+    """After a run that claimed deliveries: in how many seconds the connection's next run goes (0: at once, behind
+    the runs already queued), or None while it is failing (its next probe waits for a wake, the sweep or the
+    backoff). A rate-limited connection goes again after RATE_SLICE: its run sent a slice in a burst, and waiting
+    for the next slice inside a run held a worker process asleep (the replay phase of the chaos run: a vendor
+    draining its backlog at 25/s held one of two workers, the others fell to 0.7x of their rate)."""
+    row = VendorConnection.objects.filter(pk=connection_id).values_list("circuit_failures", "max_rate").first()
+    if row is None or row[0] > 0:
+        return None
+    return RATE_SLICE if row[1] else 0.0
 
 
 # -- claiming --------------------------------------------------------------------------------------------
@@ -674,6 +716,32 @@ def _apply(connection: VendorConnection, deliveries: dict[int, Delivery], sent: 
                     deliveries_finished([(delivery, Delivery.Status.FAILED)], at=now)
 
 
+def _apply_retrying(connection: VendorConnection, deliveries: dict[int, Delivery], sent: list[Sent]) -> None:
+    """_apply, tried again while the database is away (restarting, failing over, a SQLite lock held long): the
+    requests were sent, so their answers are worth waiting for. Giving up at once (the task's retry) left the rows
+    in `sending` for the sweep, which sent them again: a duplicate at the vendor and an unrecorded send for every
+    row of the run. It waits at most half of what the run left of HUB_STUCK_AFTER_SECONDS (the rows stay this
+    run's until then), then raises for the task's retry as before."""
+    budget = settings.HUB_STUCK_AFTER_SECONDS * (1 - settings.HUB_RUN_SHARE) / 2
+    until = time.monotonic() + budget
+    pause = 0.2
+    while True:
+        try:
+            return _apply(connection, deliveries, sent)
+        except OperationalError as exc:
+            if time.monotonic() + pause > until:
+                raise
+            log.warning(
+                "recording a run of connection %s: database unavailable (%s), trying again",
+                connection.pk,
+                type(exc).__name__,
+            )
+            if not db_connection.in_atomic_block:  # (a test's transaction stays)
+                db_connection.close_if_unusable_or_obsolete()  # a broken connection: a new one on the next try
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
+
+
 def next_state(
     connection: VendorConnection, *, attempts: int, created_at: datetime, result: Result, n: int, now: datetime
 ) -> dict:
@@ -710,11 +778,11 @@ def next_state(
     }
 
 
-def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool = False) -> None:
+def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool = False, busy: float = 0.0) -> None:
     """Open the circuit after CIRCUIT_THRESHOLD transient failures in a row; close it on any success. Counted in
     the database (F()), not from the run's copy of the connection, so concurrent runs add up. `trip`: open it
     on this run's failures whatever the count (a run stopped by its failures, a failed probe of a circuit
-    that was open)."""
+    that was open). `busy`: the seconds the run held its worker (circuit_cooldown)."""
     outcomes = [s.result.outcome for s in sent if not s.released]
     conn = VendorConnection.objects.filter(pk=connection.pk)
     if "delivered" in outcomes:
@@ -724,9 +792,20 @@ def circuit_update(connection: VendorConnection, sent: list[Sent], *, trip: bool
         now = timezone.now()
         conn.update(circuit_failures=F("circuit_failures") + len(outcomes))
         opening = conn if trip else conn.filter(circuit_failures__gte=CIRCUIT_THRESHOLD)
-        opened = opening.exclude(circuit_open_until__gt=now).update(circuit_open_until=now + CIRCUIT_COOLDOWN)
+        failures = conn.values_list("circuit_failures", flat=True).first() or 1
+        cooldown = circuit_cooldown(failures, busy=busy)
+        opened = opening.exclude(circuit_open_until__gt=now).update(circuit_open_until=now + cooldown)
         if opened:
-            log.warning("circuit of connection %s open for %s", connection.name, CIRCUIT_COOLDOWN)
+            log.warning("circuit of connection %s open for %s", connection.name, cooldown)
+
+
+def circuit_cooldown(failures: int, *, busy: float = 0.0) -> timedelta:
+    """How long the circuit stays open after `failures` transient failures in a row: CIRCUIT_FIRST_COOLDOWN,
+    doubled per failure after the first, at least CIRCUIT_BUSY_FACTOR times `busy` (the seconds the failed run
+    held its worker), at most CIRCUIT_COOLDOWN."""
+    exponent = min(max(0, failures - 1), BACKOFF_MAX_EXPONENT)  # a float's power: no overflow
+    seconds = max(CIRCUIT_FIRST_COOLDOWN.total_seconds() * 2.0**exponent, CIRCUIT_BUSY_FACTOR * busy)
+    return min(CIRCUIT_COOLDOWN, timedelta(seconds=min(seconds, CIRCUIT_COOLDOWN.total_seconds())))
 
 
 def _send_run(
@@ -790,10 +869,12 @@ class _Batch:
     future: Future[list[Sent]] | None
     sent: list[Sent] = field(default_factory=list)
     recorded: bool = False
+    busy: float = 0.0  # seconds its sending took (circuit_cooldown)
 
     def wait(self) -> list[Sent]:
         if self.future is not None:
-            self.sent += self.future.result()
+            sent, self.busy = self.future.result()
+            self.sent += sent
             self.future = None
         return self.sent
 
@@ -836,8 +917,15 @@ def _batch_start(
         except Unreadable as exc:
             unreadable.append(Sent((d.pk,), Result("failed", str(exc))))
     guard = RunGuard(RUN_STOP_FAILURES)
-    future = sender.submit(_send_run, connection, events, deadline, guard, pool) if events else None
+    future = sender.submit(_send_timed, connection, events, deadline, guard, pool) if events else None
     return _Batch(deliveries, guard, future, unreadable)
+
+
+def _send_timed(*args) -> tuple[list[Sent], float]:
+    """_send_run, and the seconds it held the run (a hanging vendor's: its circuit stays open that much longer)."""
+    started = time.monotonic()
+    sent = _send_run(*args)
+    return sent, time.monotonic() - started
 
 
 def _batch_record(connection: VendorConnection, batch: _Batch, *, probe: bool) -> None:
@@ -847,10 +935,10 @@ def _batch_record(connection: VendorConnection, batch: _Batch, *, probe: bool) -
     if not batch.deliveries:
         batch.recorded = True
         return
-    _apply(connection, batch.deliveries, sent)
+    _apply_retrying(connection, batch.deliveries, sent)
     batch.recorded = True
     # A failed probe (the connection was failing already), or a run its failures stopped: the circuit opens.
-    circuit_update(connection, sent, trip=batch.guard.tripped or probe)
+    circuit_update(connection, sent, trip=batch.guard.tripped or probe, busy=batch.busy)
     if connection.kind == VendorKind.WEBMARKETER:
         # Lead changes made before these events reached Webmarketer were waiting for their ids.
         delivered = [
@@ -916,7 +1004,9 @@ def connection_dispatch(*, connection_id: int) -> int:
                 # While this batch is being sent: record the previous one, then claim the next.
                 if previous is not None:
                     _batch_record(connection, previous, probe=probe)
-                if not probe and time.monotonic() < slice_end and not (previous and previous.failing):
+                # A rate-limited connection's run is one slice (dispatch_limit); its next goes RATE_SLICE later.
+                more = not probe and not connection.max_rate and time.monotonic() < slice_end
+                if more and not (previous and previous.failing):
                     ahead = deliveries_claim(connection_id=connection_id, limit=limit, claimed_at=stamp)
                 batch.wait()
                 if ahead and batch.failing:
@@ -1008,10 +1098,50 @@ def connections_due(model: type[Delivery] | type[LeadDelivery], *, now: datetime
     return sorted(usable.values_list("pk", flat=True))
 
 
+# Due deliveries ended per connection and sweep once their give-up window is over (deliveries_expire), and how
+# often the sweep looks when it found none: the look reads every due row of a connection (created_at is in no
+# index), 100,000 of them for a vendor down an hour; a minute late on a window of hours is no matter.
+EXPIRE_CHUNK = 10_000
+EXPIRE_EVERY = 60.0
+_expire_next = 0.0  # time.monotonic() of this process's next look
+
+
+def deliveries_expire(*, now: datetime) -> int:
+    """Due deliveries of enabled, unpaused connections whose give-up window (give_up_after_seconds since created)
+    is over fail with the reason, without another send, up to EXPIRE_CHUNK per connection and sweep.
+
+    Found by the back-pressure run: a vendor down longer than its window gets probes only (one delivery per run,
+    a cooldown between them), so next_state alone would end 100,000 due deliveries one probe at a time, over
+    days; the rows would stay `retrying` and keep the connection's queue long past the window."""
+    global _expire_next
+    if time.monotonic() < _expire_next:
+        return 0
+    expired = 0
+    windows = VendorConnection.objects.filter(enabled=True, paused=False).values_list("pk", "give_up_after_seconds")
+    for pk, window in windows:
+        before = now - timedelta(seconds=window)
+        due = Delivery.objects.filter(DUE_NOW, connection_id=pk, created_at__lt=before).order_by()
+        ids = list(due.values_list("pk", flat=True)[:EXPIRE_CHUNK])
+        if ids:
+            expired += deliveries_close(
+                Delivery.objects.filter(DUE_NOW, pk__in=ids),
+                "failed",
+                claimed_at=None,
+                last_error=f"gave up: not delivered within the connection's give-up window ({window} s)",
+            )
+    if expired:
+        log.warning("failed %d deliveries past their connection's give-up window", expired)
+    else:  # none: not again for a while (after a chunk, the next sweep goes on with the rest)
+        _expire_next = time.monotonic() + EXPIRE_EVERY
+    return expired
+
+
 def deliveries_sweep() -> dict[str, int]:
-    """Take back deliveries stuck in `sending` (their worker died) and wake every connection with due work."""
+    """Take back deliveries stuck in `sending` (their worker died), end those past their give-up window, and wake
+    every connection with due work."""
     now = timezone.now()
     recovered = sending_take_back(Delivery, now=now)
+    expired = deliveries_expire(now=now)
     woken = connections_due(Delivery, now=now)
     connections_wake(woken, committed=True)
-    return {"recovered": recovered, "woken": len(woken)}
+    return {"recovered": recovered, "expired": expired, "woken": len(woken)}

@@ -31,10 +31,12 @@ class Exchange:
 
 
 class RateLimiter:
-    """Spaces requests to at most `rate` per second in this process (thread-safe)."""
+    """At most `rate` requests per second in this process, in bursts of at most `burst` after a pause (a token
+    bucket; burst 1: evenly spaced) (thread-safe)."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, burst: float = 1.0) -> None:
         self.interval = 1.0 / rate if rate else 0.0
+        self.burst = max(1.0, burst)
         self._next = 0.0
         self._lock = threading.Lock()
 
@@ -43,7 +45,8 @@ class RateLimiter:
             return
         with self._lock:
             now = time.monotonic()
-            slot = max(now, self._next)
+            # The schedule may lag `now` by the bucket's size: that many requests go at once after a pause.
+            slot = max(now - (self.burst - 1) * self.interval, self._next)
             self._next = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
@@ -61,10 +64,12 @@ def build_client(*, timeout: float, max_connections: int = 16) -> httpx.Client:
 class VendorSession:
     """A connection's pooled client, cached token and pacing, shared by the threads of a process."""
 
-    def __init__(self, vendor: Vendor, *, timeout: float, max_rate: float | None, max_connections: int) -> None:
+    def __init__(
+        self, vendor: Vendor, *, timeout: float, max_rate: float | None, max_connections: int, burst: float = 1.0
+    ) -> None:
         self.vendor = vendor
         self.client = build_client(timeout=timeout, max_connections=max_connections)
-        self.limiter = RateLimiter(max_rate)
+        self.limiter = RateLimiter(max_rate, burst)
         self._token: Token | None = None
         self._token_lock = threading.Lock()
 
