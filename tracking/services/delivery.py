@@ -1007,7 +1007,12 @@ def connection_dispatch(*, connection_id: int) -> int:
                 # A rate-limited connection's run is one slice (dispatch_limit); its next goes RATE_SLICE later.
                 more = not probe and not connection.max_rate and time.monotonic() < slice_end
                 if more and not (previous and previous.failing):
-                    ahead = deliveries_claim(connection_id=connection_id, limit=limit, claimed_at=stamp)
+                    try:
+                        ahead = deliveries_claim(connection_id=connection_id, limit=limit, claimed_at=stamp)
+                    except OperationalError:
+                        # The database is away (restarting): this run ends with the batch in flight, recorded
+                        # once the database is back (_apply_retrying); the next run claims the rest.
+                        ahead = []
                 batch.wait()
                 if ahead and batch.failing:
                     # The vendor started failing: what was claimed ahead goes back to due, never sent.
@@ -1027,13 +1032,18 @@ def connection_dispatch(*, connection_id: int) -> int:
 def _run_abandon(connection: VendorConnection, batch: _Batch | None, unsent: list[Delivery], *, probe: bool) -> None:
     """Best effort after an error in a run (the database gone or locked): record the batch in flight and release
     the rows claimed ahead. What cannot be written stays for the sweep."""
-    try:
-        if unsent:
-            _release({d.pk: d for d in unsent}, tuple(d.pk for d in unsent))
-        if batch is not None and not batch.recorded:
+    # The batch in flight first: its requests were sent, and recording it waits for the database (_apply_retrying);
+    # rows left in `sending` unrecorded would be sent again by the sweep, a duplicate the vendor sees.
+    if batch is not None and not batch.recorded:
+        try:
             _batch_record(connection, batch, probe=probe)
-    except Exception as exc:  # noqa: BLE001 (the first error is the one raised)
-        log.warning("connection %s: a run's rows could not be put back (%s)", connection.pk, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 (the first error is the one raised)
+            log.warning("connection %s: a sent batch could not be recorded (%s)", connection.pk, type(exc).__name__)
+    if unsent:
+        try:
+            _release({d.pk: d for d in unsent}, tuple(d.pk for d in unsent))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("connection %s: unsent rows left for the sweep (%s)", connection.pk, type(exc).__name__)
 
 
 # -- sweeping (beat) --------------------------------------------------------------------------------------
