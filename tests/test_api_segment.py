@@ -14,6 +14,7 @@ from tracking.models import (
     AuditEntry,
     Delivery,
     Event,
+    Route,
     SegmentGroup,
     SegmentIdentity,
     SegmentSettings,
@@ -298,3 +299,15 @@ def test_a_batch_nested_past_the_depth_limit_is_kept_and_named(client, hub):
     assert response.status_code == 200
     event = Event.objects.get(nonce="deep")
     assert event.status == "invalid" and "nested deeper than" in json.dumps(event.errors)
+
+
+def test_a_call_refusing_advertising_is_stored_with_its_consent_and_its_advertising_route_suppressed(client, hub):
+    Route.objects.update(purposes=["advertising"])
+    refusing = {**ORDER, "context": {"consent": {"categoryPreferences": {"advertising": False, "analytics": True}}}}
+
+    assert post(client, "/v1/track", refusing, hub[1]).json() == {"success": True}
+
+    event = Event.objects.get()
+    assert (event.consent, event.consent_origin) == (["analytics"], "event")
+    delivery = Delivery.objects.get(event=event)
+    assert (delivery.status, delivery.last_error) == ("suppressed", "suppressed: no consent for advertising")

@@ -199,3 +199,10 @@ def test_sizes_and_names_of_messages():
     assert message_bytes(big) > 2 * MAX_MESSAGE_BYTES  # UTF-8 bytes, as Segment counts them
     assert message_name(big, 3) == "message 3 (messageId 'm-big')"
     assert message_name([], None) == "the message"
+
+
+def test_the_consent_a_call_states_is_the_events_and_without_it_the_sources_default_applies():
+    stated = {**TRACK, "context": {"consent": {"categoryPreferences": {"Advertising": False, "analytics": True}}}}
+
+    assert message_map(stated, call="track", config=CONFIG, known_types=KNOWN).item["consent"] == ["analytics"]
+    assert "consent" not in message_map(TRACK, call="track", config=CONFIG, known_types=KNOWN).item

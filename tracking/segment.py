@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .consent import consent_from_segment_context
 from .models import SEGMENT_CALLS
 from .schema import FieldError
 
@@ -191,6 +192,9 @@ def message_map(
             item[key] = value
     if message.get("messageId") not in (None, ""):
         item["nonce"] = message["messageId"]
+    # The person's consent as the call states it (context.consent.categoryPreferences); else the source's default.
+    if (consent := consent_from_segment_context(context)) is not None:
+        item["consent"] = consent
     return Mapped(item=item, context=kept, errors=errors)
 
 
