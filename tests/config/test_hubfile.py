@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from tests.config.conftest import SECRETS, stored_secrets
 from tests.factories import user_make
 from tracking.config.hubfile import HubFileRefused, hub_apply, hub_export, hub_file_read, plan_render
-from tracking.models import AuditEntry, EventType, Route, Source, VendorConnection
+from tracking.models import AuditEntry, EventType, Route, SegmentSettings, Source, VendorConnection
 
 pytestmark = pytest.mark.django_db
 
@@ -55,8 +55,8 @@ def test_the_export_names_each_secret_and_where_to_read_it_never_its_value(stagi
     assert item(document, "connections", name="tracardi-self")["secrets"] == {}
     # Sources by name, never a token (nor its hash or prefix).
     assert document["sources"] == [
-        {"name": "crm", "enabled": True, "default_consent": []},
-        {"name": "website", "enabled": True, "default_consent": []},
+        {"name": "crm", "enabled": True, "default_consent": [], "segment": {}},
+        {"name": "website", "enabled": True, "default_consent": [], "segment": {}},
     ]
     for source in Source.objects.all():
         assert source.token_hash not in text and source.token_prefix not in text
@@ -393,3 +393,47 @@ def test_the_apply_command_shows_the_refusals_with_the_file_name_and_line(stagin
     message = str(caught.value)
     assert message.startswith(f"{tmp_path / 'hub.yaml'} refused, nothing was applied:\n")
     assert f"{tmp_path / 'hub.yaml'}:10: connections[0].batch_size: give a whole number (got text)." in message
+
+
+# -- sources' consent default and Segment settings ------------------------------------------------------------
+def test_a_sources_consent_default_and_segment_settings_apply_export_and_reapply_as_no_change(staging):
+    def segment(document):
+        website = item(document, "sources", name="website")
+        website["default_consent"] = ["analytics"]
+        website["segment"] = {
+            "calls": ["track", "identify"],
+            "event_aliases": {"Order Completed": "purchase"},
+            "page_view_type": "contact-form",
+            "cors_origins": ["https://shop.example"],
+        }
+
+    text = edited(hub_export(), segment)
+
+    outcome = apply(text)
+
+    website = Source.objects.get(name="website")
+    assert website.default_consent == ["analytics"]
+    assert (website.segment.calls, website.segment.page_view_type.reference) == (["track", "identify"], "contact-form")
+    assert AuditEntry.objects.filter(action="segment_settings.update", target__contains="website").count() == 1
+    assert any("segment" in str(change) for change in outcome.changes)
+    exported = item(yaml.safe_load(hub_export()), "sources", name="website")
+    assert exported["segment"] == {
+        "calls": ["track", "identify"],
+        "event_aliases": {"Order Completed": "purchase"},
+        "page_view_type": "contact-form",
+        "cors_origins": ["https://shop.example"],
+    }
+    assert apply(hub_export()).changes == [] and apply(text).changes == []
+
+
+def test_segment_settings_the_service_refuses_are_refused_with_their_line(staging):
+    def segment(document):
+        item(document, "sources", name="crm")["segment"] = {"event_aliases": {"Signed Up": "signup"}, "colour": 1}
+
+    problems = refusal(edited(hub_export(), segment))
+
+    assert [where for _, where, _ in problems] == ["sources[crm].segment.colour"]
+    problems = refusal(edited(hub_export(), lambda d: item(d, "sources", name="crm").update(
+        segment={"event_aliases": {"Signed Up": "signup"}})))  # fmt: skip
+    assert len(problems) == 1 and "signup" in problems[0][2] and problems[0][1] == "sources[crm].segment.event_aliases"
+    assert not SegmentSettings.objects.exists()  # nothing applied

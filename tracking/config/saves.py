@@ -18,12 +18,14 @@ from django.http import QueryDict
 from ..connection_forms import SPECS as CONNECTION_SPECS
 from ..connection_forms import ConnectionForm
 from ..consent import default_route_purposes
-from ..models import EventType, Route, Source, VendorConnection
+from ..models import EventType, Route, SegmentSettings, Source, VendorConnection
 from ..route_forms import RouteForm, mapping_rows, route_spec
 from ..services.audit import audit_record
 from ..services.connections import connection_create, connection_update
 from ..services.event_types import EventTypeInvalid, event_type_archive_set, event_type_save
 from ..services.routes import route_create, route_update
+from ..services.segment import SETTINGS_FIELDS as SEGMENT_SETTINGS_FIELDS
+from ..services.segment import segment_settings_get, segment_settings_update
 from ..services.sources import source_add, source_update
 from ..vendors import acquia, tracardi
 
@@ -322,13 +324,53 @@ def event_type_item_save(
 def source_item_save(
     *, name: str, values: dict[str, Any], source: Source | None = None, user=None
 ) -> tuple[Source, str]:
-    """Create (with its token, returned once) or update a source; the model's checks say what is wrong."""
+    """Create (with its token, returned once) or update a source and its Segment settings; the model's and the
+    Segment service's checks say what is wrong."""
+    values = dict(values)
+    segment = values.pop("segment", None)
     try:
         if source is None:
-            return source_add(name=name, user=user, **values)
-        return source_update(source=source, user=user, **values), ""
+            source, token = source_add(name=name, user=user, **values)
+        else:
+            source, token = source_update(source=source, user=user, **values), ""
     except ValidationError as exc:
         raise Refused(_validation_problems(exc)) from None
+    if segment is not None:
+        segment_item_save(source=source, segment=segment, user=user)
+    return source, token
+
+
+def segment_values(source: Source) -> dict[str, Any]:
+    """A source's Segment settings as the file writes them: only what differs from the defaults ({}: all default),
+    the page-view type by its reference."""
+    current, default = segment_settings_get(source=source), SegmentSettings()
+    return {
+        name: value.reference if isinstance(value, EventType) else value
+        for name in SEGMENT_SETTINGS_FIELDS
+        if (value := getattr(current, name)) != getattr(default, name)
+    }
+
+
+def segment_item_save(*, source: Source, segment: dict[str, Any], user=None) -> None:
+    """Make the source's Segment settings what the file says (a key left out: its default), through the checked,
+    audited service; nothing written when they already are."""
+    unknown = sorted(set(segment) - set(SEGMENT_SETTINGS_FIELDS))
+    if unknown:
+        listed = ", ".join(SEGMENT_SETTINGS_FIELDS)
+        raise Refused({("segment", key): [f"no Segment setting {key!r} (settings: {listed})"] for key in unknown})
+    if segment_values(source) == segment:
+        return
+    default = SegmentSettings()
+    changes = {name: segment.get(name, getattr(default, name)) for name in SEGMENT_SETTINGS_FIELDS}
+    reference = changes["page_view_type"]
+    if reference is not None:
+        changes["page_view_type"] = EventType.objects.filter(reference=reference).first()
+        if changes["page_view_type"] is None:
+            raise Refused.one(f"no event type has the reference {reference!r}", ("segment", "page_view_type"))
+    try:
+        segment_settings_update(source=source, user=user, **changes)
+    except ValidationError as exc:
+        raise Refused({("segment", name): messages for name, messages in exc.message_dict.items()}) from None
 
 
 # -- role groups ------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .saves import (
     event_type_values,
     permission_names,
     route_values,
+    segment_values,
 )
 
 TEXT, BOOL, INT, NUMBER, LIST, MAP = (str,), (bool,), (int,), (int, float), (list,), (dict,)
@@ -161,6 +162,14 @@ SOURCES = Section(
             LIST,
             [],
             help="Purposes its events grant when they carry no consent of their own ([]: deny-all).",
+        ),
+        Attr(
+            "segment",
+            MAP,
+            {},
+            read=segment_values,
+            help="Segment settings, where not the defaults: calls, event_aliases, property_renames, page_view_type "
+            "(an event type's reference), cors_origins.",
         ),
     ),
     records=lambda: Source.objects.order_by("name"),
