@@ -45,6 +45,33 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+# -- emptying the database between transactional tests ---------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def flush_tries_again_after_a_deadlock():
+    """A transactional test ends with a TRUNCATE of every table; on PostgreSQL it can deadlock with the session's
+    Celery worker, whose sweep and runs read those tables meanwhile (the database then aborts one of the two). The
+    worker's task retries on its own; the flush is tried again here, as the worker would be. Tests only: nothing
+    in the product truncates."""
+    from unittest import mock
+
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    flush = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(ops, sql_list):
+        for attempt in range(5):
+            try:
+                return flush(ops, sql_list)
+            except OperationalError as exc:
+                if "deadlock" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    with mock.patch.object(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush):
+        yield
+
+
 # -- egress: the sandbox is on loopback, allowed as `make run` allows it; no DNS in the test environment -----
 TEST_EGRESS_ALLOW = "127.0.0.1,localhost,::1"
 
